@@ -1,0 +1,55 @@
+"""What every command line shares: the home option, JSON output, and clean errors."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+import msgspec
+
+from athenad.errors import AthenaError
+from athenad.paths import Home
+
+_json = msgspec.json.Encoder()
+
+home_option = click.option(
+    "--home",
+    "home",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Home directory with athena.db and .athena/ (default: $ATHENA_HOME, else the current directory).",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+
+
+def resolve_home(home: str | None) -> Home:
+    return Home.resolve(home)
+
+
+def print_json(value: Any) -> None:
+    """Print a value as one JSON document on stdout."""
+    click.echo(_json.encode(value).decode())
+
+
+def fail(message: str, code: int = 1) -> None:
+    """Print one clear sentence to stderr and exit non-zero."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn Athena's errors into one line on stderr and exit code 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except AthenaError as exc:
+            fail(exc.message)
+        except KeyboardInterrupt:
+            fail("interrupted.", 130)
+
+    return wrapper

@@ -1,0 +1,58 @@
+"""Exceptions raised by Athena. Each subclass's docstring is its default message."""
+
+from __future__ import annotations
+
+
+class AthenaError(Exception):
+    """Athena failed."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0])
+
+
+class InvalidInput(AthenaError):
+    """The input is not valid."""
+
+
+class JobNotFound(AthenaError):
+    """No job has this id."""
+
+
+class UnknownParent(InvalidInput):
+    """A dependency names a job that does not exist."""
+
+
+class InvalidTransition(AthenaError):
+    """The job is not in a state that allows this."""
+
+
+class StaleFence(AthenaError):
+    """This worker no longer holds the job (it was reclaimed by another worker)."""
+
+
+class JobFailed(AthenaError):
+    """A job failed or was cancelled."""
+
+    def __init__(self, message: str, job_ids: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.job_ids = job_ids or []
+
+
+class WaitTimeout(AthenaError, TimeoutError):
+    """Timed out waiting for jobs to finish."""
+
+
+class DatabaseBusy(AthenaError):
+    """The database stayed locked by another process for too long."""
+
+
+class ConfigError(AthenaError):
+    """The configuration is not valid."""
+
+
+class DaemonError(AthenaError):
+    """The daemon could not do what was asked."""

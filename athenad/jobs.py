@@ -1,0 +1,675 @@
+"""The job queue: submit, claim, complete, fail, retry, cancel, rescue.
+
+Every state change is one ``BEGIN IMMEDIATE`` transaction on athena.db. A claim
+hands the worker a *fence* (a number that grows on every claim); a completion,
+failure or checkpoint carrying an old fence is refused with :class:`StaleFence`,
+so a worker that lost its job can never overwrite the work of the next owner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import os
+import random
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from athenad import db as dbmod
+from athenad.errors import (
+    InvalidInput,
+    InvalidTransition,
+    JobFailed,
+    JobNotFound,
+    StaleFence,
+    UnknownParent,
+    WaitTimeout,
+)
+from athenad.ids import new_job_id
+from athenad.queries import QUERIES as Q
+from athenad.timefmt import format_ts, utc_now_text
+from athenad.wake import wake_workers
+
+STATUSES = ("blocked", "pending", "running", "completed", "failed", "cancelled")
+FINISHED = frozenset({"completed", "failed", "cancelled"})
+DEFAULT_LEASE_S = 60.0
+DEFAULT_MAX_INTERRUPTIONS = 3
+MAX_BACKOFF_S = 3600.0
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder()
+
+
+class JobSpec(msgspec.Struct, kw_only=True):
+    """What a submit needs; ``after`` holds parent ids, or indexes into the same batch."""
+
+    type: str
+    payload: Any = None
+    agent_type: str | None = None
+    priority: int = 0
+    after: Sequence[str | int] = ()
+    max_attempts: int = 1
+    backoff_s: float = 1.0
+    timeout_s: float | None = None
+    session_id: str | None = None
+    delay_s: float = 0.0
+
+
+class ClaimedJob(msgspec.Struct, kw_only=True):
+    """A job a worker now holds, with the fence that proves it."""
+
+    id: str
+    type: str
+    agent_type: str
+    payload: Any
+    attempt: int
+    max_attempts: int
+    fence: int
+    timeout_s: float | None
+    checkpoint_iteration: int | None
+    session_id: str | None
+    priority: int
+    interruptions: int
+
+
+def encode_json(value: Any, what: str) -> str:
+    """Encode a payload or result as JSON text, or raise one clear InvalidInput."""
+    try:
+        return _encoder.encode(value).decode()
+    except (TypeError, ValueError, OverflowError, msgspec.EncodeError) as exc:
+        raise InvalidInput(f"{what} cannot be encoded as JSON: {exc}") from None
+
+
+def decode_json(text: str | None) -> Any:
+    return None if text is None else _decoder.decode(text)
+
+
+def backoff_delay(attempt: int, base_s: float) -> float:
+    """Exponential backoff with full jitter in [50%, 100%] of base * 2**(attempt-1)."""
+    ceiling = min(MAX_BACKOFF_S, base_s * (2 ** max(attempt - 1, 0)))
+    return ceiling * (0.5 + random.random() / 2)
+
+
+def _later(seconds: float) -> str:
+    return format_ts(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds))
+
+
+def _check_int(name: str, value: Any, minimum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput(f"{name} {value!r} is not an integer.")
+    if minimum is not None and value < minimum:
+        raise InvalidInput(f"{name} {value!r} must be at least {minimum}.")
+    return value
+
+
+def _check_seconds(name: str, value: Any, *, allow_none: bool) -> float | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise InvalidInput(f"{name} {value!r} is not a non-negative number of seconds.")
+    return float(value)
+
+
+def _spec_from(item: JobSpec | Mapping[str, Any]) -> JobSpec:
+    if isinstance(item, JobSpec):
+        return item
+    if not isinstance(item, Mapping):
+        raise InvalidInput(f"a task must be a dict with at least a 'type', not {item!r}.")
+    known = set(JobSpec.__struct_fields__)
+    fields = dict(item)
+    if "timeout" in fields and "timeout_s" not in fields:
+        fields["timeout_s"] = fields.pop("timeout")
+    unknown = sorted(set(fields) - known)
+    if unknown:
+        raise InvalidInput(f"unknown task field(s) {', '.join(unknown)}; known: {sorted(known)}.")
+    if not isinstance(fields.get("type"), str) or not fields["type"]:
+        raise InvalidInput(f"a task needs a non-empty string 'type', got {fields.get('type')!r}.")
+    return JobSpec(**fields)
+
+
+class JobQueue:
+    """The SQLite job queue at ``db_path``; one instance per process and thread."""
+
+    def __init__(
+        self,
+        db_path: str | Path = "athena.db",
+        *,
+        synchronous: str = "NORMAL",
+        run_dir: str | Path | None = None,
+        max_interruptions: int = DEFAULT_MAX_INTERRUPTIONS,
+        fast_writes: bool = False,
+    ) -> None:
+        self.db_path = Path(db_path)
+        self.run_dir = Path(run_dir) if run_dir else self.db_path.parent / ".athena" / "run"
+        self.max_interruptions = max_interruptions
+        factory = dbmod.fast_write_connection if fast_writes else dbmod.connect
+        self.conn = factory(self.db_path, synchronous=synchronous)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> JobQueue:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _tx(self):
+        return dbmod.write_transaction(self.conn)
+
+    def _one(self, name: str, params: Mapping[str, Any] | None = None) -> tuple | None:
+        for row in self.conn.execute(Q[name], params or {}):
+            return row
+        return None
+
+    # ---- submitting -------------------------------------------------------------------
+
+    def submit(self, type: str, payload: Any = None, **options: Any) -> str:
+        """Submit one job and return its id. Options are :class:`JobSpec` fields."""
+        return self.submit_many([{"type": type, "payload": payload, **options}])[0]
+
+    def submit_many(self, tasks: Iterable[JobSpec | Mapping[str, Any]]) -> list[str]:
+        """Submit jobs in one transaction; ``after`` may name earlier jobs of the batch by index."""
+        specs = [_spec_from(task) for task in tasks]
+        prepared = [self._prepare(spec, index) for index, spec in enumerate(specs)]
+        ids = [new_job_id() for _ in specs]
+        now = utc_now_text()
+        made_ready = False
+        with self._tx():
+            states: dict[str, tuple[str, str | None]] = {}
+            for index, (spec, row) in enumerate(zip(specs, prepared, strict=True)):
+                parents = self._resolve_parents(spec.after, index, ids)
+                unfinished = 0
+                dead: tuple[str, str] | None = None
+                for parent in parents:
+                    status, cause = states.get(parent) or self._parent_state(parent)
+                    if status in ("failed", "cancelled") and dead is None:
+                        dead = (cause or parent, status)
+                    elif status != "completed":
+                        unfinished += 1
+                row.update(
+                    id=ids[index],
+                    now=now,
+                    run_after=_later(spec.delay_s) if spec.delay_s else now,
+                    parent_job_id=parents[0] if parents else None,
+                    pending_parents=unfinished,
+                    cancelled_by=None,
+                    error=None,
+                    completed_at=None,
+                )
+                if dead is not None:
+                    row.update(
+                        status="cancelled",
+                        cancelled_by=dead[0],
+                        error=f"cancelled because ancestor {dead[0]} {dead[1]}",
+                        completed_at=now,
+                    )
+                else:
+                    row["status"] = "blocked" if unfinished else "pending"
+                made_ready = made_ready or row["status"] == "pending"
+                self.conn.execute(Q["insert_job"], row)
+                for parent in parents:
+                    self.conn.execute(Q["insert_edge"], {"job_id": ids[index], "parent_id": parent})
+                states[ids[index]] = (row["status"], row["cancelled_by"])
+        if made_ready:
+            wake_workers(self.run_dir)
+        return ids
+
+    def _prepare(self, spec: JobSpec, index: int) -> dict[str, Any]:
+        what = f"the payload of task {index} ({spec.type!r})"
+        return {
+            "type": spec.type,
+            "agent_type": spec.agent_type or spec.type,
+            "payload": encode_json(spec.payload, what),
+            "priority": _check_int("priority", spec.priority),
+            "max_attempts": _check_int("max_attempts", spec.max_attempts, 1),
+            "backoff_s": _check_seconds("backoff_s", spec.backoff_s, allow_none=False),
+            "timeout_s": _check_seconds("timeout", spec.timeout_s, allow_none=True),
+            "session_id": spec.session_id,
+        }
+
+    @staticmethod
+    def _resolve_parents(after: Sequence[str | int], index: int, ids: list[str]) -> list[str]:
+        parents: list[str] = []
+        if isinstance(after, str | int):
+            after = [after]
+        for ref in after:
+            if isinstance(ref, bool):
+                raise InvalidInput(f"dependency {ref!r} is neither a job id nor a batch index.")
+            if isinstance(ref, int):
+                if not 0 <= ref < index:
+                    raise InvalidInput(
+                        f"task {index} depends on batch index {ref}, which is not an earlier task."
+                    )
+                ref = ids[ref]
+            elif not isinstance(ref, str):
+                raise InvalidInput(f"dependency {ref!r} is neither a job id nor a batch index.")
+            if ref not in parents:
+                parents.append(ref)
+        return parents
+
+    def _parent_state(self, parent: str) -> tuple[str, str | None]:
+        row = self._one("parent_state", {"id": parent})
+        if row is None:
+            raise UnknownParent(f"dependency {parent!r} is not an existing job.")
+        return row[1], row[2]
+
+    # ---- the worker's side ------------------------------------------------------------
+
+    def claim(
+        self, worker_id: str, worker_pid: int | None = None, *, lease_s: float = DEFAULT_LEASE_S
+    ) -> ClaimedJob | None:
+        """Take the next ready job for this worker, or None when none is ready."""
+        with self._tx():
+            return self._claim(worker_id, worker_pid, lease_s)
+
+    def _claim(self, worker_id: str, worker_pid: int | None, lease_s: float) -> ClaimedJob | None:
+        now = dt.datetime.now(dt.UTC)
+        params = {
+            "worker_id": worker_id,
+            "worker_pid": worker_pid if worker_pid is not None else os.getpid(),
+            "now": format_ts(now),
+            "lease_expires_at": format_ts(now + dt.timedelta(seconds=lease_s)),
+        }
+        row = self._one("claim_job", params)
+        if row is None:
+            return None
+        return ClaimedJob(
+            id=row[0],
+            type=row[1],
+            agent_type=row[2],
+            payload=_decoder.decode(row[3]),
+            attempt=row[4],
+            max_attempts=row[5],
+            fence=row[6],
+            timeout_s=row[7],
+            checkpoint_iteration=row[8],
+            session_id=row[9],
+            priority=row[10],
+            interruptions=row[11],
+        )
+
+    def complete(self, job_id: str, fence: int, result: Any = None) -> list[str]:
+        """Store the result and release dependents in one transaction; returns released ids."""
+        encoded = encode_json(result, f"the result of job {job_id}")
+        with self._tx():
+            released = self._complete(job_id, fence, encoded)
+        if released:
+            wake_workers(self.run_dir)
+        return released
+
+    def complete_and_claim(
+        self,
+        job_id: str,
+        fence: int,
+        result: Any,
+        worker_id: str,
+        worker_pid: int | None = None,
+        *,
+        lease_s: float = DEFAULT_LEASE_S,
+    ) -> tuple[list[str], ClaimedJob | None]:
+        """Complete a job and claim the next in the same transaction (one commit, not two)."""
+        encoded = encode_json(result, f"the result of job {job_id}")
+        with self._tx():
+            released = self._complete(job_id, fence, encoded)
+            claimed = self._claim(worker_id, worker_pid, lease_s)
+        if len(released) > (1 if claimed else 0):
+            wake_workers(self.run_dir)
+        return released, claimed
+
+    def _complete(self, job_id: str, fence: int, encoded: str) -> list[str]:
+        now = utc_now_text()
+        self.conn.execute(
+            Q["complete_job"], {"id": job_id, "fence": fence, "result": encoded, "now": now}
+        )
+        if self.conn.changes() != 1:
+            self._refuse_stale(job_id, fence)
+        return [
+            child
+            for child, status in self.conn.execute(Q["release_dependents"], {"id": job_id, "now": now})
+            if status == "pending"
+        ]
+
+    def _refuse_stale(self, job_id: str, fence: int) -> None:
+        row = self._one("running_job", {"id": job_id})
+        if row is None:
+            raise JobNotFound(f"job {job_id!r} does not exist.")
+        raise StaleFence(
+            f"job {job_id} is {row[4]} with fence {row[3]}; this worker's fence {fence} is stale."
+        )
+
+    def fail(
+        self,
+        job_id: str,
+        fence: int,
+        error: str,
+        traceback: str | None = None,
+        *,
+        retryable: bool = True,
+    ) -> str:
+        """Record a failed attempt: retry after a backoff while attempts remain, else fail.
+
+        Returns the job's new status ('pending' for a retry, else 'failed').
+        """
+        with self._tx():
+            row = self._one("running_job", {"id": job_id})
+            if row is None:
+                raise JobNotFound(f"job {job_id!r} does not exist.")
+            attempts, max_attempts, backoff_s, current_fence, status = row[:5]
+            if status != "running" or current_fence != fence:
+                self._refuse_stale(job_id, fence)
+            params = {"id": job_id, "fence": fence, "error": error, "traceback": traceback}
+            if retryable and attempts < max_attempts and row[6] is None:
+                params["run_after"] = _later(backoff_delay(attempts, backoff_s))
+                self.conn.execute(Q["retry_later"], params)
+                return "pending"
+            self._finish(job_id, fence, "failed", error, traceback)
+            return "failed"
+
+    def finish_cancelled(self, job_id: str, fence: int, reason: str = "cancelled by request") -> None:
+        """End a running job whose cancellation was asked for."""
+        with self._tx():
+            row = self._one("running_job", {"id": job_id})
+            if row is None:
+                raise JobNotFound(f"job {job_id!r} does not exist.")
+            if row[4] != "running" or row[3] != fence:
+                self._refuse_stale(job_id, fence)
+            self._finish(job_id, fence, "cancelled", reason, None)
+
+    def _finish(
+        self, job_id: str, fence: int, status: str, error: str, traceback: str | None
+    ) -> None:
+        now = utc_now_text()
+        self.conn.execute(
+            Q["finish_job"],
+            {
+                "id": job_id,
+                "fence": fence,
+                "status": status,
+                "error": error,
+                "traceback": traceback,
+                "now": now,
+            },
+        )
+        self._cancel_descendants(job_id, job_id, "failed" if status == "failed" else "was cancelled", now)
+
+    def _cancel_descendants(self, job_id: str, root: str, verb: str, now: str) -> list[str]:
+        params = {
+            "id": job_id,
+            "root": root,
+            "error": f"cancelled because ancestor {root} {verb}",
+            "now": now,
+        }
+        return [row[0] for row in self.conn.execute(Q["cancel_descendants"], params)]
+
+    def renew_lease(self, job_id: str, fence: int, *, lease_s: float = DEFAULT_LEASE_S) -> bool:
+        """Extend the lease; returns whether cancellation was asked for. Raises StaleFence."""
+        with self._tx():
+            row = self._one(
+                "renew_lease",
+                {"id": job_id, "fence": fence, "lease_expires_at": _later(lease_s)},
+            )
+            if row is None:
+                self._refuse_stale(job_id, fence)
+        return row[0] is not None
+
+    def job_control(self, job_id: str) -> tuple[int, str, bool] | None:
+        """(fence, status, cancel asked) of a job, read without a write lock."""
+        row = self._one("job_control", {"id": job_id})
+        return None if row is None else (row[0], row[1], row[2] is not None)
+
+    def record_checkpoint(self, job_id: str, fence: int, iteration: int) -> None:
+        """Note the job's latest checkpoint; only the worker holding the job may."""
+        with self._tx():
+            self.conn.execute(
+                Q["record_checkpoint"], {"id": job_id, "fence": fence, "iteration": iteration}
+            )
+            if self.conn.changes() != 1:
+                self._refuse_stale(job_id, fence)
+
+    # ---- the user's side --------------------------------------------------------------
+
+    def cancel(self, job_id: str) -> str:
+        """Cancel a job: waiting jobs end now with their descendants; running ones are asked.
+
+        Returns 'cancelled', or 'cancelling' for a running job whose worker was asked.
+        """
+        now = utc_now_text()
+        with self._tx():
+            row = self._one("job_status", {"id": job_id})
+            if row is None:
+                raise JobNotFound(f"job {job_id!r} does not exist.")
+            status = row[0]
+            if status in ("blocked", "pending"):
+                self.conn.execute(
+                    Q["cancel_waiting_job"], {"id": job_id, "error": "cancelled by request", "now": now}
+                )
+                self._cancel_descendants(job_id, job_id, "was cancelled", now)
+                return "cancelled"
+            if status == "running":
+                self.conn.execute(Q["request_cancel"], {"id": job_id, "now": now})
+                return "cancelling"
+            if status == "cancelled":
+                return "cancelled"
+            raise InvalidTransition(f"job {job_id} is already {status}; there is nothing to cancel.")
+
+    def retry(self, job_id: str) -> str:
+        """Make a failed or cancelled job run again; descendants it cancelled wait again.
+
+        Returns the job's new status ('pending', or 'blocked' while parents are unfinished).
+        """
+        now = utc_now_text()
+        with self._tx():
+            row = self._one("job_status", {"id": job_id})
+            if row is None:
+                raise JobNotFound(f"job {job_id!r} does not exist.")
+            if row[0] not in ("failed", "cancelled"):
+                raise InvalidTransition(
+                    f"job {job_id} is {row[0]}; only failed or cancelled jobs can be retried."
+                )
+            dead = self._one("dead_parent", {"id": job_id})
+            if dead is not None:
+                raise InvalidTransition(
+                    f"job {job_id} depends on job {dead[0]}, which is {dead[1]}; retry that one first."
+                )
+            status = self._requeue(job_id, now)
+            for child, _depth in list(self.conn.execute(Q["cancelled_descendants_of"], {"id": job_id})):
+                dead = self._one("dead_parent", {"id": child})
+                if dead is None:
+                    self._requeue(child, now)
+                else:
+                    # Another parent failed too: it stays cancelled, now because of that one.
+                    self.conn.execute(Q["set_cancel_cause"], {"id": child, "cause": dead[0]})
+        if status == "pending":
+            wake_workers(self.run_dir)
+        return status
+
+    def _requeue(self, job_id: str, now: str) -> str:
+        unfinished = self._one("unfinished_parent_count", {"id": job_id})[0]
+        status = "blocked" if unfinished else "pending"
+        self.conn.execute(
+            Q["requeue_job"],
+            {"id": job_id, "status": status, "pending_parents": unfinished, "now": now},
+        )
+        return status
+
+    # ---- the supervisor's side --------------------------------------------------------
+
+    def running_jobs(self) -> list[dict[str, Any]]:
+        """Every running job with its owner and timing, for the supervisor's sweep."""
+        cursor = self.conn.execute(Q["running_jobs"])
+        names = [d[0] for d in cursor.getdescription()]
+        return [dict(zip(names, row, strict=True)) for row in cursor]
+
+    def rescue(
+        self, job_id: str, fence: int, *, reason: str, count_interruption: bool = True
+    ) -> str:
+        """Put a running job whose worker is gone back to pending.
+
+        The attempt is not counted against ``max_attempts``. A job interrupted more
+        than ``max_interruptions`` times ends failed (it keeps killing its workers);
+        a job whose cancellation was asked for ends cancelled. Returns the new status,
+        or '' when the job was no longer held with that fence.
+        """
+        now = utc_now_text()
+        with self._tx():
+            row = self._one("running_job", {"id": job_id})
+            if row is None or row[4] != "running" or row[3] != fence:
+                return ""
+            interruptions, cancel_requested = row[5], row[6]
+            if cancel_requested is not None:
+                self._finish(job_id, fence, "cancelled", f"cancelled by request ({reason})", None)
+                return "cancelled"
+            if count_interruption and interruptions + 1 > self.max_interruptions:
+                error = (
+                    f"{reason}; interrupted {interruptions + 1} times, more than the limit of "
+                    f"{self.max_interruptions}, so it is failed as a poison pill"
+                )
+                self._finish(job_id, fence, "failed", error, None)
+                return "failed"
+            self.conn.execute(
+                Q["rescue_job"],
+                {
+                    "id": job_id,
+                    "fence": fence,
+                    "counted": 1 if count_interruption else 0,
+                    "error": f"interrupted: {reason}",
+                    "now": now,
+                },
+            )
+        wake_workers(self.run_dir)
+        return "pending"
+
+    def expire_timed_out(self, job_id: str, fence: int, timeout_s: float) -> str:
+        """Fail (or retry) a job whose worker overran its timeout and was stopped."""
+        try:
+            return self.fail(job_id, fence, f"timed out after {timeout_s:g} s")
+        except StaleFence:
+            return ""
+
+    # ---- reading ----------------------------------------------------------------------
+
+    def get(self, job_id: str) -> dict[str, Any]:
+        """Every column of one job, with payload and result decoded and its parents listed."""
+        cursor = self.conn.execute(Q["get_job"], {"id": job_id})
+        row = cursor.fetchone()
+        if row is None:
+            raise JobNotFound(f"job {job_id!r} does not exist.")
+        names = [d[0] for d in cursor.getdescription()]
+        job = dict(zip(names, row, strict=True))
+        job["payload"] = decode_json(job["payload"])
+        job["result"] = decode_json(job["result"])
+        job["parents"] = [r[0] for r in self.conn.execute(Q["job_parents"], {"id": job_id})]
+        return job
+
+    def list_jobs(
+        self, *, status: str | None = None, type: str | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        """Newest first, optionally one status and/or one type."""
+        if status is not None and status not in STATUSES:
+            raise InvalidInput(f"status {status!r} is not one of {', '.join(STATUSES)}.")
+        _check_int("limit", limit, 1)
+        name = "list_jobs_by_status" if status else "list_jobs"
+        cursor = self.conn.execute(Q[name], {"status": status, "type": type, "limit": limit})
+        names = None
+        jobs = []
+        for row in cursor:
+            names = names or [d[0] for d in cursor.getdescription()]
+            job = dict(zip(names, row, strict=True))
+            job["payload"] = decode_json(job["payload"])
+            job["result"] = decode_json(job["result"])
+            jobs.append(job)
+        return jobs
+
+    def counts(self) -> dict[str, int]:
+        """How many jobs are blocked, pending and running."""
+        counts = {"blocked": 0, "pending": 0, "running": 0}
+        counts.update({status: n for status, n in self.conn.execute(Q["queue_counts"])})
+        return counts
+
+    def states(self, job_ids: Sequence[str]) -> dict[str, tuple[str, Any, str | None, str | None]]:
+        """{id: (status, result, error, cancelled_by)} for the given ids that exist."""
+        rows = self.conn.execute(Q["jobs_states"], {"ids": json.dumps(list(job_ids))})
+        return {r[0]: (r[1], decode_json(r[2]), r[3], r[4]) for r in rows}
+
+    def data_version(self) -> int:
+        """Changes whenever another connection commits: a cheap "anything new?" check."""
+        return int(self.conn.execute("PRAGMA data_version").fetchall()[0][0])
+
+    # ---- the seed's coordination API --------------------------------------------------
+
+    async def run_parallel_tasks(
+        self, tasks: Sequence[Mapping[str, Any]], then: Mapping[str, Any] | None = None
+    ) -> list[str]:
+        """Submit tasks to run in parallel; ``then`` runs after all of them (its id is last)."""
+        batch: list[Any] = list(tasks)
+        if then is not None:
+            _spec_from(then)
+            final = dict(then)
+            final["after"] = [*final.get("after", ()), *range(len(batch))]
+            batch.append(final)
+        return self.submit_many(batch)
+
+    async def wait_for_jobs(
+        self, job_ids: Sequence[str], timeout: float | None = None
+    ) -> list[Any]:
+        """Wait until every job finished; return their results in order.
+
+        Raises :class:`JobFailed` naming each job that failed or was cancelled, and
+        :class:`WaitTimeout` after ``timeout`` seconds.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.005
+        while True:
+            done, states = self.poll_finished(job_ids)
+            if done:
+                return self._results(job_ids, states)
+            if deadline is not None and time.monotonic() >= deadline:
+                raise self._timeout_error(job_ids, states, timeout)
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, 0.2)
+
+    def wait(self, job_ids: Sequence[str], timeout: float | None = None) -> list[Any]:
+        """The blocking twin of :meth:`wait_for_jobs`."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.005
+        while True:
+            done, states = self.poll_finished(job_ids)
+            if done:
+                return self._results(job_ids, states)
+            if deadline is not None and time.monotonic() >= deadline:
+                raise self._timeout_error(job_ids, states, timeout)
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.2)
+
+    def poll_finished(self, job_ids: Sequence[str]) -> tuple[bool, dict[str, tuple]]:
+        """(all finished?, states); unknown ids raise JobNotFound."""
+        states = self.states(job_ids)
+        missing = [job_id for job_id in job_ids if job_id not in states]
+        if missing:
+            raise JobNotFound(f"job {missing[0]!r} does not exist.")
+        return all(state[0] in FINISHED for state in states.values()), states
+
+    @staticmethod
+    def _results(job_ids: Sequence[str], states: dict[str, tuple]) -> list[Any]:
+        bad = [job_id for job_id in job_ids if states[job_id][0] != "completed"]
+        if bad:
+            details = "; ".join(
+                f"job {job_id} {states[job_id][0]}: {states[job_id][2] or 'no error recorded'}"
+                for job_id in bad
+            )
+            raise JobFailed(f"{len(bad)} of {len(job_ids)} jobs did not complete: {details}", bad)
+        return [states[job_id][1] for job_id in job_ids]
+
+    @staticmethod
+    def _timeout_error(job_ids: Sequence[str], states: dict[str, tuple], timeout: float | None) -> WaitTimeout:
+        waiting = [job_id for job_id in job_ids if states[job_id][0] not in FINISHED]
+        return WaitTimeout(
+            f"{len(waiting)} of {len(job_ids)} jobs still unfinished after {timeout:g} s "
+            f"(first: {waiting[0]}, {states[waiting[0]][0]})."
+        )

@@ -1,0 +1,67 @@
+"""Numbered schema migrations, recorded in PRAGMA user_version.
+
+``sql/schema.sql`` is the truth; ``sql/migrations/NNNN_name.sql`` build it step by
+step. Each migration runs in one transaction together with its version bump.
+"""
+
+from __future__ import annotations
+
+import re
+
+import apsw
+
+from athenad.errors import AthenaError
+
+_FILE = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+
+def available_migrations() -> list[tuple[int, str, str]]:
+    """(version, file name, sql) for every migration, in order."""
+    from athenad.queries import SQL_DIR
+
+    folder = SQL_DIR / "migrations"
+    found = []
+    for entry in folder.iterdir():
+        match = _FILE.match(entry.name)
+        if match:
+            found.append((int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
+    found.sort()
+    versions = [version for version, _, _ in found]
+    if versions != list(range(1, len(versions) + 1)):
+        raise AthenaError(f"migration numbers are not 1..n without gaps: {versions}")
+    return found
+
+
+def current_version(conn: apsw.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchall()[0][0])
+
+
+def latest_version() -> int:
+    return len(available_migrations())
+
+
+def migrate(conn: apsw.Connection) -> int:
+    """Apply every migration the database lacks; return the resulting version."""
+    migrations = available_migrations()
+    if current_version(conn) >= len(migrations):
+        return _check_not_newer(conn, len(migrations))
+    from athenad.db import write_transaction
+
+    for version, _name, sql in migrations:
+        with write_transaction(conn):
+            # Re-read inside the lock: another process may have migrated meanwhile.
+            if current_version(conn) >= version:
+                continue
+            conn.execute(sql)
+            conn.execute(f"PRAGMA user_version = {version}")
+    return current_version(conn)
+
+
+def _check_not_newer(conn: apsw.Connection, latest: int) -> int:
+    version = current_version(conn)
+    if version > latest:
+        raise AthenaError(
+            f"athena.db has schema version {version}, newer than this Athena knows ({latest}); "
+            "upgrade Athena."
+        )
+    return version

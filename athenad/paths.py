@@ -1,0 +1,87 @@
+"""Where a home keeps its files.
+
+A home is a directory (``--home``, else ``ATHENA_HOME``, else the current directory)
+holding ``athena.db``, ``.athena/`` and an optional ``athena.toml``::
+
+    home/
+      athena.db                 the job queue
+      athena.toml               optional configuration
+      .athena/
+        sessions/               conversations, one JSON Lines file each, + index.json
+        checkpoints/            job-<id>-iter<N>.json
+        run/                    worker wake-up sockets and heartbeat files
+        athenad.pid             the running supervisor's pid
+        athenad.log             the daemon's structlog JSON lines
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+HOME_ENV = "ATHENA_HOME"
+
+
+@dataclass(frozen=True)
+class Home:
+    root: Path
+
+    @classmethod
+    def resolve(cls, home: str | os.PathLike[str] | None = None) -> Home:
+        """The home from the argument, else ATHENA_HOME, else the current directory."""
+        chosen = home if home not in (None, "") else os.environ.get(HOME_ENV) or "."
+        return cls(Path(chosen).expanduser().resolve())
+
+    @property
+    def db_path(self) -> Path:
+        return self.root / "athena.db"
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / "athena.toml"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / ".athena"
+
+    @property
+    def sessions_dir(self) -> Path:
+        return self.state_dir / "sessions"
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.state_dir / "checkpoints"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.state_dir / "run"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.state_dir / "athenad.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.state_dir / "athenad.log"
+
+    def ensure(self) -> Home:
+        """Create the home's directories; returns self."""
+        for folder in (self.root, self.sessions_dir, self.checkpoints_dir, self.run_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        return self
+
+
+def read_pid(home: Home) -> int | None:
+    """The pid in the home's pid file if that process is alive, else None."""
+    try:
+        pid = int(home.pid_file.read_text().split()[0])
+    except (FileNotFoundError, ValueError, IndexError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return pid
+    return pid

@@ -1,0 +1,261 @@
+-- Every SQL statement Athena runs, by name. Named parameters (:name) throughout.
+-- Timestamps (:now, :lease_expires_at, :run_after) are computed by the caller as UTC text.
+
+-- name: insert_job
+-- A new job; status is 'pending', 'blocked' (unfinished parents) or 'cancelled'.
+INSERT INTO jobs (
+    id, type, agent_type, payload, status, priority, parent_job_id, pending_parents,
+    created_at, run_after, max_attempts, backoff_s, timeout_s, session_id,
+    cancelled_by, error, completed_at
+) VALUES (
+    :id, :type, :agent_type, :payload, :status, :priority, :parent_job_id, :pending_parents,
+    :now, :run_after, :max_attempts, :backoff_s, :timeout_s, :session_id,
+    :cancelled_by, :error, :completed_at
+);
+
+-- name: insert_edge
+INSERT INTO job_parents (job_id, parent_id) VALUES (:job_id, :parent_id);
+
+-- name: parent_state
+-- What a new dependent needs to know about one parent.
+SELECT id, status, cancelled_by FROM jobs WHERE id = :id;
+
+-- name: claim_job
+-- Take the highest-priority ready job, oldest first among equals.
+UPDATE jobs
+SET status = 'running',
+    attempts = attempts + 1,
+    fence = fence + 1,
+    worker_id = :worker_id,
+    worker_pid = :worker_pid,
+    started_at = :now,
+    lease_expires_at = :lease_expires_at,
+    cancel_requested_at = NULL
+WHERE id = (
+    SELECT id FROM jobs
+    WHERE status = 'pending' AND run_after <= :now
+    ORDER BY priority DESC, id
+    LIMIT 1
+)
+RETURNING id, type, agent_type, payload, attempts, max_attempts, fence, timeout_s,
+          checkpoint_iteration, session_id, priority, interruptions;
+
+-- name: next_run_after
+-- When the next job waiting out a retry backoff becomes ready.
+SELECT min(run_after) FROM jobs WHERE status = 'pending';
+
+-- name: complete_job
+UPDATE jobs
+SET status = 'completed',
+    result = :result,
+    error = NULL,
+    traceback = NULL,
+    completed_at = :now,
+    duration_ms = CAST(round((julianday(:now) - julianday(started_at)) * 86400000) AS INTEGER),
+    lease_expires_at = NULL
+WHERE id = :id AND fence = :fence AND status = 'running';
+
+-- name: release_dependents
+-- One parent finished: count it down in each blocked child; those at zero become ready.
+UPDATE jobs
+SET pending_parents = pending_parents - 1,
+    status = CASE WHEN pending_parents <= 1 THEN 'pending' ELSE status END,
+    run_after = CASE WHEN pending_parents <= 1 THEN :now ELSE run_after END
+WHERE status = 'blocked'
+  AND id IN (SELECT job_id FROM job_parents WHERE parent_id = :id)
+RETURNING id, status;
+
+-- name: running_job
+-- The row a worker's report is checked against.
+SELECT attempts, max_attempts, backoff_s, fence, status, interruptions, cancel_requested_at
+FROM jobs WHERE id = :id;
+
+-- name: retry_later
+-- A failed attempt with attempts left: back to pending after a backoff.
+UPDATE jobs
+SET status = 'pending',
+    error = :error,
+    traceback = :traceback,
+    run_after = :run_after,
+    worker_id = NULL,
+    worker_pid = NULL,
+    lease_expires_at = NULL
+WHERE id = :id AND fence = :fence AND status = 'running';
+
+-- name: finish_job
+-- End a running job as 'failed' or 'cancelled'.
+UPDATE jobs
+SET status = :status,
+    error = :error,
+    traceback = :traceback,
+    completed_at = :now,
+    duration_ms = CAST(round((julianday(:now) - julianday(started_at)) * 86400000) AS INTEGER),
+    lease_expires_at = NULL
+WHERE id = :id AND fence = :fence AND status = 'running';
+
+-- name: cancel_descendants
+-- Every unfinished descendant of :id is cancelled, naming :root as the cause.
+WITH RECURSIVE descendants (id) AS (
+    SELECT job_id FROM job_parents WHERE parent_id = :id
+    UNION
+    SELECT job_parents.job_id FROM job_parents JOIN descendants ON job_parents.parent_id = descendants.id
+)
+UPDATE jobs
+SET status = 'cancelled',
+    cancelled_by = :root,
+    error = :error,
+    completed_at = :now
+WHERE status IN ('blocked', 'pending') AND id IN (SELECT id FROM descendants)
+RETURNING id;
+
+-- name: cancel_waiting_job
+UPDATE jobs
+SET status = 'cancelled', error = :error, completed_at = :now
+WHERE id = :id AND status IN ('blocked', 'pending');
+
+-- name: request_cancel
+UPDATE jobs SET cancel_requested_at = :now
+WHERE id = :id AND status = 'running' AND cancel_requested_at IS NULL;
+
+-- name: job_status
+SELECT status, cancelled_by FROM jobs WHERE id = :id;
+
+-- name: unfinished_parent_count
+SELECT count(*) FROM job_parents
+JOIN jobs AS parent ON parent.id = job_parents.parent_id
+WHERE job_parents.job_id = :id AND parent.status != 'completed';
+
+-- name: dead_parent
+-- A parent that failed or was cancelled, if any: the job cannot run until it is retried.
+SELECT parent.id, parent.status FROM job_parents
+JOIN jobs AS parent ON parent.id = job_parents.parent_id
+WHERE job_parents.job_id = :id AND parent.status IN ('failed', 'cancelled')
+LIMIT 1;
+
+-- name: requeue_job
+-- A failed or cancelled job made ready (or blocked) again by a user's retry.
+UPDATE jobs
+SET status = :status,
+    pending_parents = :pending_parents,
+    attempts = 0,
+    interruptions = 0,
+    run_after = :now,
+    result = NULL,
+    error = NULL,
+    traceback = NULL,
+    cancelled_by = NULL,
+    cancel_requested_at = NULL,
+    started_at = NULL,
+    completed_at = NULL,
+    duration_ms = NULL,
+    worker_id = NULL,
+    worker_pid = NULL,
+    lease_expires_at = NULL
+WHERE id = :id AND status IN ('failed', 'cancelled');
+
+-- name: cancelled_descendants_of
+-- Descendants of :id that were cancelled because of :id, nearest first.
+WITH RECURSIVE descendants (id, depth) AS (
+    SELECT job_id, 1 FROM job_parents WHERE parent_id = :id
+    UNION
+    SELECT job_parents.job_id, descendants.depth + 1
+    FROM job_parents JOIN descendants ON job_parents.parent_id = descendants.id
+)
+SELECT jobs.id, max(descendants.depth) AS depth
+FROM descendants JOIN jobs ON jobs.id = descendants.id
+WHERE jobs.status = 'cancelled' AND jobs.cancelled_by = :id
+GROUP BY jobs.id
+ORDER BY depth;
+
+-- name: rescue_job
+-- A running job whose worker is gone goes back to pending; the attempt is not counted.
+UPDATE jobs
+SET status = 'pending',
+    attempts = max(attempts - 1, 0),
+    interruptions = interruptions + :counted,
+    run_after = :now,
+    error = :error,
+    worker_id = NULL,
+    worker_pid = NULL,
+    lease_expires_at = NULL
+WHERE id = :id AND fence = :fence AND status = 'running';
+
+-- name: running_jobs
+-- Every claimed job with its owner, for the supervisor's sweep.
+SELECT id, fence, worker_id, worker_pid, started_at, lease_expires_at, timeout_s,
+       cancel_requested_at, interruptions
+FROM jobs WHERE status = 'running';
+
+-- name: renew_lease
+UPDATE jobs SET lease_expires_at = :lease_expires_at
+WHERE id = :id AND fence = :fence AND status = 'running'
+RETURNING cancel_requested_at;
+
+-- name: job_control
+-- What a worker polls while its agent runs: still ours, and was cancel asked for?
+SELECT fence, status, cancel_requested_at FROM jobs WHERE id = :id;
+
+-- name: record_checkpoint
+UPDATE jobs SET checkpoint_iteration = :iteration
+WHERE id = :id AND fence = :fence AND status = 'running';
+
+-- name: get_job
+SELECT * FROM jobs WHERE id = :id;
+
+-- name: job_parents
+SELECT parent_id FROM job_parents WHERE job_id = :id ORDER BY parent_id;
+
+-- name: job_children
+SELECT job_id FROM job_parents WHERE parent_id = :id ORDER BY job_id;
+
+-- name: jobs_states
+-- Status, result and error of several jobs at once (:ids is a JSON array).
+SELECT id, status, result, error, cancelled_by FROM jobs
+WHERE id IN (SELECT value FROM json_each(:ids));
+
+-- name: list_jobs
+SELECT * FROM jobs
+WHERE (:status IS NULL OR status = :status)
+  AND (:type IS NULL OR type = :type)
+ORDER BY id DESC
+LIMIT :limit;
+
+-- name: list_jobs_by_status
+SELECT * FROM jobs
+WHERE status = :status AND (:type IS NULL OR type = :type)
+ORDER BY created_at DESC, id DESC
+LIMIT :limit;
+
+-- name: queue_counts
+SELECT status, count(*) FROM jobs
+WHERE status IN ('blocked', 'pending', 'running')
+GROUP BY status;
+
+-- name: oldest_pending
+SELECT min(created_at) FROM jobs WHERE status = 'pending';
+
+-- name: agent_performance
+-- The seed's "Which agents are slow?" over a window.
+SELECT agent_type, count(*) AS jobs, avg(duration_ms) AS avg_ms,
+       min(duration_ms) AS min_ms, max(duration_ms) AS max_ms
+FROM jobs
+WHERE status = 'completed' AND (:since IS NULL OR created_at > :since)
+GROUP BY agent_type
+ORDER BY avg_ms DESC;
+
+-- name: recent_failures
+SELECT * FROM jobs
+WHERE status = 'failed' AND (:since IS NULL OR created_at > :since)
+  AND (:type IS NULL OR type = :type)
+ORDER BY created_at DESC
+LIMIT :limit;
+
+-- name: counts_by_type_and_status
+SELECT type, status, count(*) AS count
+FROM jobs
+WHERE created_at BETWEEN :start AND :end
+GROUP BY type, status
+ORDER BY count DESC;
+
+-- name: set_cancel_cause
+UPDATE jobs SET cancelled_by = :cause WHERE id = :id;

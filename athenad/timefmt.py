@@ -1,0 +1,45 @@
+"""UTC timestamps as SQLite's own text format with milliseconds."""
+
+from __future__ import annotations
+
+import datetime as _dt
+
+# The same text SQLite's strftime('%Y-%m-%d %H:%M:%f', 'now') produces.
+SQL_NOW = "strftime('%Y-%m-%d %H:%M:%f', 'now')"
+
+
+def utc_now_text() -> str:
+    """Now in UTC as '2026-11-26 10:00:00.123'."""
+    return format_ts(_dt.datetime.now(_dt.UTC))
+
+
+def format_ts(moment: _dt.datetime) -> str:
+    moment = moment.astimezone(_dt.UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
+
+
+def parse_ts(text: str) -> _dt.datetime:
+    """Parse a stored timestamp back into an aware UTC datetime."""
+    return _dt.datetime.fromisoformat(text).replace(tzinfo=_dt.UTC)
+
+
+def parse_since(text: str) -> str | None:
+    """Turn '30m', '1h', '1d', '7d', '2w' or 'all' into a timestamp lower bound (None = all)."""
+    value = text.strip().lower()
+    if value == "all":
+        return None
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    number, unit = value[:-1], value[-1:]
+    try:
+        amount = float(number)
+    except ValueError:
+        amount = -1.0
+    if unit not in units or amount <= 0:
+        from athenad.errors import InvalidInput
+
+        raise InvalidInput(
+            f"--since {text!r} is not a duration: use a number and a unit (s, m, h, d, w), "
+            "like 1h, 1d or 7d, or 'all'."
+        )
+    since = _dt.datetime.now(_dt.UTC) - _dt.timedelta(seconds=amount * units[unit])
+    return format_ts(since)
