@@ -1,0 +1,88 @@
+"""What ``athenad status`` reports: the supervisor, its workers and the queue.
+
+Workers write a small heartbeat file (``.athena/run/worker-<pid>.json``) whenever
+they claim or finish a job; process figures come from psutil.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import msgspec
+import psutil
+
+from athenad.jobs import JobQueue
+from athenad.paths import Home, read_pid
+
+
+class WorkerHeartbeat(msgspec.Struct):
+    """A worker's own account of itself, rewritten on every state change."""
+
+    pid: int
+    started_at: str
+    job: str | None = None
+    job_started_at: str | None = None
+    jobs_done: int = 0
+    state: str = "idle"
+
+
+def heartbeat_path(home: Home, pid: int):
+    return home.run_dir / f"worker-{pid}.json"
+
+
+def read_heartbeat(home: Home, pid: int) -> WorkerHeartbeat | None:
+    try:
+        return msgspec.json.decode(heartbeat_path(home, pid).read_bytes(), type=WorkerHeartbeat)
+    except (FileNotFoundError, msgspec.DecodeError, msgspec.ValidationError):
+        return None
+
+
+def worker_processes(supervisor_pid: int) -> list[psutil.Process]:
+    """The supervisor's live worker children."""
+    try:
+        children = psutil.Process(supervisor_pid).children()
+    except psutil.Error:
+        return []
+    return [child for child in children if child.is_running()]
+
+
+def worker_status(home: Home, process: psutil.Process, sample_s: float = 0.0) -> dict[str, Any]:
+    """One worker's figures: the keys of ``athenad status --json``'s workers list."""
+    beat = read_heartbeat(home, process.pid)
+    rss = cpu = 0.0
+    with contextlib.suppress(psutil.Error):
+        rss = process.memory_info().rss
+        cpu = process.cpu_percent(interval=sample_s or None)
+    return {
+        "pid": process.pid,
+        "rss_bytes": int(rss),
+        "cpu_percent": float(cpu or 0.0),
+        "job": beat.job if beat else None,
+        "job_started_at": beat.job_started_at if beat else None,
+        "jobs_done": beat.jobs_done if beat else 0,
+        "started_at": beat.started_at if beat else None,
+    }
+
+
+def collect_status(home: Home, *, sample_s: float = 0.1) -> dict[str, Any]:
+    """``{"running", "pid", "workers": [...], "queue": {"blocked", "pending", "running"}}``."""
+    pid = read_pid(home)
+    processes = worker_processes(pid) if pid else []
+    # cpu_percent needs two samples: prime all, wait once, then read all.
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            process.cpu_percent(None)
+    if processes and sample_s:
+        psutil.cpu_percent(interval=sample_s)
+    workers = [worker_status(home, process) for process in processes]
+    queue_counts = {"blocked": 0, "pending": 0, "running": 0}
+    if home.db_path.exists():
+        with JobQueue(home.db_path) as queue:
+            queue_counts = queue.counts()
+    return {
+        "running": pid is not None,
+        "pid": pid,
+        "workers": workers,
+        "queue": queue_counts,
+    }
