@@ -159,7 +159,8 @@ def decode_file(data: bytes, job_id: str, iteration: int) -> Checkpoint:
     body = data[newline + 1 :]
     if len(body) != header.body_bytes + 1 or not body.endswith(b"\n"):
         raise CheckpointCorrupt(
-            f"torn file: body is {max(len(body) - 1, 0)} bytes, header says {header.body_bytes}"
+            f"torn or damaged file: body is {max(len(body) - 1, 0)} bytes, "
+            f"header says {header.body_bytes}"
         )
     body = body[:-1]
     if _checksum(body) != header.checksum:
