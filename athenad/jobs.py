@@ -85,6 +85,10 @@ def encode_json(value: Any, what: str) -> str:
         raise InvalidInput(f"{what} cannot be encoded as JSON: {exc}") from None
 
 
+def _row_as_dict(cursor: Any, row: tuple) -> dict[str, Any]:
+    return dict(zip((d[0] for d in cursor.getdescription()), row, strict=True))
+
+
 def decode_json(text: str | None) -> Any:
     return None if text is None else _decoder.decode(text)
 
@@ -161,6 +165,12 @@ class JobQueue:
 
     def _tx(self):
         return dbmod.write_transaction(self.conn)
+
+    def _dicts(self, name: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Rows of a named query as dicts of column name to value."""
+        cursor = self.conn.cursor()
+        cursor.row_trace = _row_as_dict
+        return list(cursor.execute(Q[name], params or {}))
 
     def _one(self, name: str, params: Mapping[str, Any] | None = None) -> tuple | None:
         for row in self.conn.execute(Q[name], params or {}):
@@ -331,7 +341,9 @@ class JobQueue:
             self._refuse_stale(job_id, fence)
         return [
             child
-            for child, status in self.conn.execute(Q["release_dependents"], {"id": job_id, "now": now})
+            for child, status in self.conn.execute(
+                Q["release_dependents"], {"id": job_id, "now": now}
+            )
             if status == "pending"
         ]
 
@@ -371,7 +383,9 @@ class JobQueue:
             self._finish(job_id, fence, "failed", error, traceback)
             return "failed"
 
-    def finish_cancelled(self, job_id: str, fence: int, reason: str = "cancelled by request") -> None:
+    def finish_cancelled(
+        self, job_id: str, fence: int, reason: str = "cancelled by request"
+    ) -> None:
         """End a running job whose cancellation was asked for."""
         with self._tx():
             row = self._one("running_job", {"id": job_id})
@@ -396,7 +410,9 @@ class JobQueue:
                 "now": now,
             },
         )
-        self._cancel_descendants(job_id, job_id, "failed" if status == "failed" else "was cancelled", now)
+        self._cancel_descendants(
+            job_id, job_id, "failed" if status == "failed" else "was cancelled", now
+        )
 
     def _cancel_descendants(self, job_id: str, root: str, verb: str, now: str) -> list[str]:
         params = {
@@ -447,7 +463,8 @@ class JobQueue:
             status = row[0]
             if status in ("blocked", "pending"):
                 self.conn.execute(
-                    Q["cancel_waiting_job"], {"id": job_id, "error": "cancelled by request", "now": now}
+                    Q["cancel_waiting_job"],
+                    {"id": job_id, "error": "cancelled by request", "now": now},
                 )
                 self._cancel_descendants(job_id, job_id, "was cancelled", now)
                 return "cancelled"
@@ -456,7 +473,9 @@ class JobQueue:
                 return "cancelling"
             if status == "cancelled":
                 return "cancelled"
-            raise InvalidTransition(f"job {job_id} is already {status}; there is nothing to cancel.")
+            raise InvalidTransition(
+                f"job {job_id} is already {status}; there is nothing to cancel."
+            )
 
     def retry(self, job_id: str) -> str:
         """Make a failed or cancelled job run again; descendants it cancelled wait again.
@@ -475,10 +494,13 @@ class JobQueue:
             dead = self._one("dead_parent", {"id": job_id})
             if dead is not None:
                 raise InvalidTransition(
-                    f"job {job_id} depends on job {dead[0]}, which is {dead[1]}; retry that one first."
+                    f"job {job_id} depends on job {dead[0]}, which is {dead[1]}; "
+                    "retry that one first."
                 )
             status = self._requeue(job_id, now)
-            for child, _depth in list(self.conn.execute(Q["cancelled_descendants_of"], {"id": job_id})):
+            for child, _depth in list(
+                self.conn.execute(Q["cancelled_descendants_of"], {"id": job_id})
+            ):
                 dead = self._one("dead_parent", {"id": child})
                 if dead is None:
                     self._requeue(child, now)
@@ -502,9 +524,7 @@ class JobQueue:
 
     def running_jobs(self) -> list[dict[str, Any]]:
         """Every running job with its owner and timing, for the supervisor's sweep."""
-        cursor = self.conn.execute(Q["running_jobs"])
-        names = [d[0] for d in cursor.getdescription()]
-        return [dict(zip(names, row, strict=True)) for row in cursor]
+        return self._dicts("running_jobs")
 
     def rescue(
         self, job_id: str, fence: int, *, reason: str, count_interruption: bool = True
@@ -556,12 +576,10 @@ class JobQueue:
 
     def get(self, job_id: str) -> dict[str, Any]:
         """Every column of one job, with payload and result decoded and its parents listed."""
-        cursor = self.conn.execute(Q["get_job"], {"id": job_id})
-        row = cursor.fetchone()
-        if row is None:
+        rows = self._dicts("get_job", {"id": job_id})
+        if not rows:
             raise JobNotFound(f"job {job_id!r} does not exist.")
-        names = [d[0] for d in cursor.getdescription()]
-        job = dict(zip(names, row, strict=True))
+        job = rows[0]
         job["payload"] = decode_json(job["payload"])
         job["result"] = decode_json(job["result"])
         job["parents"] = [r[0] for r in self.conn.execute(Q["job_parents"], {"id": job_id})]
@@ -575,15 +593,10 @@ class JobQueue:
             raise InvalidInput(f"status {status!r} is not one of {', '.join(STATUSES)}.")
         _check_int("limit", limit, 1)
         name = "list_jobs_by_status" if status else "list_jobs"
-        cursor = self.conn.execute(Q[name], {"status": status, "type": type, "limit": limit})
-        names = None
-        jobs = []
-        for row in cursor:
-            names = names or [d[0] for d in cursor.getdescription()]
-            job = dict(zip(names, row, strict=True))
+        jobs = self._dicts(name, {"status": status, "type": type, "limit": limit})
+        for job in jobs:
             job["payload"] = decode_json(job["payload"])
             job["result"] = decode_json(job["result"])
-            jobs.append(job)
         return jobs
 
     def counts(self) -> dict[str, int]:
@@ -667,7 +680,9 @@ class JobQueue:
         return [states[job_id][1] for job_id in job_ids]
 
     @staticmethod
-    def _timeout_error(job_ids: Sequence[str], states: dict[str, tuple], timeout: float | None) -> WaitTimeout:
+    def _timeout_error(
+        job_ids: Sequence[str], states: dict[str, tuple], timeout: float | None
+    ) -> WaitTimeout:
         waiting = [job_id for job_id in job_ids if states[job_id][0] not in FINISHED]
         return WaitTimeout(
             f"{len(waiting)} of {len(job_ids)} jobs still unfinished after {timeout:g} s "

@@ -16,6 +16,7 @@ holding ``athena.db``, ``.athena/`` and an optional ``athena.toml``::
 
 from __future__ import annotations
 
+import fcntl
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,15 +74,22 @@ class Home:
 
 
 def read_pid(home: Home) -> int | None:
-    """The pid in the home's pid file if that process is alive, else None."""
+    """The running supervisor's pid, or None.
+
+    The supervisor holds an exclusive lock on its pid file for its whole life, so a
+    pid file nobody locks is stale, whatever pid it names.
+    """
     try:
-        pid = int(home.pid_file.read_text().split()[0])
-    except (FileNotFoundError, ValueError, IndexError):
+        fd = os.open(home.pid_file, os.O_RDONLY)
+    except FileNotFoundError:
         return None
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = os.read(fd, 64).decode(errors="replace").split()
+            return int(text[0]) if text and text[0].isdigit() else None
+        fcntl.flock(fd, fcntl.LOCK_UN)
         return None
-    except PermissionError:
-        return pid
-    return pid
+    finally:
+        os.close(fd)

@@ -20,7 +20,7 @@ home_option = click.option(
     "home",
     type=click.Path(file_okay=False),
     default=None,
-    help="Home directory with athena.db and .athena/ (default: $ATHENA_HOME, else the current directory).",
+    help="Directory holding athena.db and .athena/ (default: $ATHENA_HOME, else here).",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 

@@ -1,0 +1,323 @@
+"""``athenactl``: submit, wait for, inspect, cancel and retry jobs.
+
+Everything but execution works while the daemon is stopped: it only reads and
+writes athena.db.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+import click
+
+from athenad.cli.common import (
+    fail,
+    handle_errors,
+    home_option,
+    json_option,
+    print_json,
+    resolve_home,
+)
+from athenad.config import load_config
+from athenad.errors import InvalidInput
+from athenad.jobs import FINISHED, STATUSES, JobQueue
+from workers.registry import known_agents
+
+SHOW_KEYS = (
+    "id",
+    "type",
+    "agent_type",
+    "status",
+    "priority",
+    "attempts",
+    "max_attempts",
+    "parents",
+    "result",
+    "error",
+    "created_at",
+    "started_at",
+    "completed_at",
+    "duration_ms",
+    "worker_pid",
+    "payload",
+    "interruptions",
+    "cancelled_by",
+    "checkpoint_iteration",
+    "session_id",
+    "timeout_s",
+    "traceback",
+)
+EXIT_WAIT_FAILED = 1
+EXIT_WAIT_TIMEOUT = 2
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="athena", prog_name="athenactl")
+def main() -> None:
+    """Control Athena: submit agent jobs, follow them, and look at what happened."""
+
+
+def open_queue(home: str | None) -> JobQueue:
+    resolved = resolve_home(home).ensure()
+    return JobQueue(resolved.db_path, run_dir=resolved.run_dir)
+
+
+def read_payload(payload: str | None, payload_file: str | None) -> Any:
+    if payload is not None and payload_file is not None:
+        raise InvalidInput("give either --payload or --payload-file, not both.")
+    if payload_file is not None:
+        try:
+            text = sys.stdin.read() if payload_file == "-" else open(payload_file).read()
+        except OSError as exc:
+            raise InvalidInput(
+                f"cannot read payload file {payload_file}: {exc.strerror}."
+            ) from None
+        source = "stdin" if payload_file == "-" else payload_file
+    elif payload is not None:
+        text, source = payload, "--payload"
+    else:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"the payload from {source} is not JSON: {exc}.") from None
+
+
+@main.command()
+@click.argument("job_type", metavar="TYPE")
+@click.option("--payload", default=None, help="The payload as JSON text.")
+@click.option(
+    "--payload-file", default=None, help="Read the JSON payload from a file, or - for stdin."
+)
+@click.option(
+    "--after", multiple=True, metavar="ID", help="Run after this job completes (repeatable)."
+)
+@click.option("--priority", type=int, default=0, show_default=True, help="Higher runs first.")
+@click.option("--max-attempts", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option(
+    "--timeout", type=click.FloatRange(min=0, min_open=True), default=None, help="Seconds."
+)
+@click.option("--session", "session_id", default=None, help="Attach a conversation session.")
+@click.option("--wait", "wait_for", is_flag=True, help="Wait until the job finishes.")
+@json_option
+@home_option
+@handle_errors
+def submit(
+    job_type: str,
+    payload: str | None,
+    payload_file: str | None,
+    after: tuple[str, ...],
+    priority: int,
+    max_attempts: int,
+    timeout: float | None,
+    session_id: str | None,
+    wait_for: bool,
+    as_json: bool,
+    home: str | None,
+) -> None:
+    """Submit a job of TYPE (an agent name) and print its id."""
+    resolved = resolve_home(home)
+    agents = known_agents(load_config(resolved))
+    if job_type not in agents:
+        fail(f"unknown job type {job_type!r}; known types: {', '.join(sorted(agents))}.")
+    data = read_payload(payload, payload_file)
+    if session_id is not None:
+        _check_session(resolved, session_id)
+    with open_queue(home) as queue:
+        job_id = queue.submit(
+            job_type,
+            data,
+            after=list(after),
+            priority=priority,
+            max_attempts=max_attempts,
+            timeout_s=timeout,
+            session_id=session_id,
+        )
+        if not wait_for:
+            print_json({"id": job_id}) if as_json else click.echo(job_id)
+            return
+        if not as_json:
+            click.echo(job_id)
+        code = _wait(queue, [job_id], None, quiet=as_json)
+        if as_json:
+            print_json(_show_dict(queue.get(job_id)))
+        sys.exit(code)
+
+
+def _check_session(home, session_id: str) -> None:
+    from athenad.sessions import SessionManager
+
+    SessionManager(home.sessions_dir).get_messages(session_id)
+
+
+@main.command()
+@click.argument("job_ids", nargs=-1, required=True, metavar="ID...")
+@click.option(
+    "--timeout", type=click.FloatRange(min=0), default=None, help="Give up after S seconds."
+)
+@json_option
+@home_option
+@handle_errors
+def wait(job_ids: tuple[str, ...], timeout: float | None, as_json: bool, home: str | None) -> None:
+    """Wait for jobs: exit 0 when all completed, 1 when any failed or was cancelled, 2 on timeout."""
+    with open_queue(home) as queue:
+        code = _wait(queue, list(job_ids), timeout, quiet=as_json)
+        if as_json:
+            print_json([_show_dict(queue.get(job_id)) for job_id in job_ids])
+    sys.exit(code)
+
+
+def _wait(queue: JobQueue, job_ids: list[str], timeout: float | None, *, quiet: bool) -> int:
+    deadline = None if timeout is None else time.monotonic() + timeout
+    _done, states = queue.poll_finished(job_ids)  # unknown ids fail here, at once
+    progress = None
+    if sys.stderr.isatty() and not quiet:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        progress = Progress(
+            TextColumn("waiting"), BarColumn(), MofNCompleteColumn(), transient=True
+        )
+        task = progress.add_task("jobs", total=len(job_ids))
+        progress.start()
+    delay = 0.01
+    try:
+        while True:
+            done, states = queue.poll_finished(job_ids)
+            finished = sum(1 for state in states.values() if state[0] in FINISHED)
+            if progress is not None:
+                progress.update(task, completed=finished)
+            if done:
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                waiting = [j for j in job_ids if states[j][0] not in FINISHED]
+                click.echo(
+                    f"error: timed out after {timeout:g} s; {len(waiting)} of {len(job_ids)} "
+                    f"jobs unfinished (first: {waiting[0]}, {states[waiting[0]][0]}).",
+                    err=True,
+                )
+                return EXIT_WAIT_TIMEOUT
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.25)
+    finally:
+        if progress is not None:
+            progress.stop()
+    bad = [j for j in job_ids if states[j][0] != "completed"]
+    for job_id in bad:
+        status, _result, error, _cause = states[job_id]
+        click.echo(f"error: job {job_id} {status}: {error or 'no error recorded'}", err=True)
+    return EXIT_WAIT_FAILED if bad else 0
+
+
+def _show_dict(job: dict[str, Any]) -> dict[str, Any]:
+    return {key: job.get(key) for key in SHOW_KEYS}
+
+
+@main.command()
+@click.argument("job_id", metavar="ID")
+@json_option
+@home_option
+@handle_errors
+def show(job_id: str, as_json: bool, home: str | None) -> None:
+    """Show one job: status, timings, result, and the whole traceback of a failure."""
+    with open_queue(home) as queue:
+        job = _show_dict(queue.get(job_id))
+    if as_json:
+        print_json(job)
+        return
+    width = max(len(key) for key in SHOW_KEYS)
+    for key in SHOW_KEYS:
+        value = job[key]
+        if key == "traceback" or value is None or value == []:
+            continue
+        if key in ("payload", "result", "parents"):
+            value = json.dumps(value, ensure_ascii=False)
+        click.echo(f"{key:<{width}}  {value}")
+    if job["traceback"]:
+        click.echo("\ntraceback:\n" + job["traceback"].rstrip())
+
+
+@main.command()
+@click.option("--status", type=click.Choice(STATUSES), default=None)
+@click.option("--type", "job_type", default=None)
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@json_option
+@home_option
+@handle_errors
+def jobs(
+    status: str | None, job_type: str | None, limit: int, as_json: bool, home: str | None
+) -> None:
+    """List jobs, newest first."""
+    with open_queue(home) as queue:
+        rows = queue.list_jobs(status=status, type=job_type, limit=limit)
+    if as_json:
+        print_json([_show_dict(row) for row in rows])
+        return
+    print_jobs_table(rows)
+
+
+def print_jobs_table(rows: list[dict[str, Any]], title: str | None = None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    colours = {"completed": "green", "failed": "red", "cancelled": "yellow", "running": "cyan"}
+    table = Table(
+        "id", "type", "status", "prio", "try", "created", "duration", "error", title=title
+    )
+    for row in rows:
+        colour = colours.get(row["status"], "white")
+        duration = f"{row['duration_ms'] / 1000:.2f} s" if row["duration_ms"] is not None else "-"
+        error = (row["error"] or "").splitlines()[0][:60] if row["error"] else ""
+        table.add_row(
+            row["id"],
+            row["type"],
+            f"[{colour}]{row['status']}[/]",
+            str(row["priority"]),
+            f"{row['attempts']}/{row['max_attempts']}",
+            row["created_at"],
+            duration,
+            error,
+        )
+    Console().print(table)
+
+
+@main.command()
+@click.argument("job_id", metavar="ID")
+@home_option
+@handle_errors
+def cancel(job_id: str, home: str | None) -> None:
+    """Cancel a job and its descendants; a running job is asked to stop."""
+    with open_queue(home) as queue:
+        outcome = queue.cancel(job_id)
+    click.echo(f"{job_id} {outcome}")
+
+
+@main.command()
+@click.argument("job_id", metavar="ID")
+@home_option
+@handle_errors
+def retry(job_id: str, home: str | None) -> None:
+    """Run a failed or cancelled job again; descendants it cancelled wait for it again."""
+    with open_queue(home) as queue:
+        status = queue.retry(job_id)
+    click.echo(f"{job_id} {status}")
+
+
+@main.command()
+@home_option
+@json_option
+@handle_errors
+def agents(home: str | None, as_json: bool) -> None:
+    """List the agents jobs can name as their type."""
+    table = known_agents(load_config(resolve_home(home)))
+    if as_json:
+        print_json(table)
+        return
+    for name in sorted(table):
+        click.echo(f"{name:<20} {table[name]}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,300 @@
+"""``athenad``: start, stop, reload and inspect the supervisor of a home."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+
+import click
+import psutil
+
+from athenad.cli.common import (
+    fail,
+    handle_errors,
+    home_option,
+    json_option,
+    print_json,
+    resolve_home,
+)
+from athenad.config import load_config, parse_size
+from athenad.errors import AthenaError
+from athenad.jobs import JobQueue
+from athenad.paths import Home, read_pid
+
+START_TIMEOUT_S = 90.0
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="athena", prog_name="athenad")
+def main() -> None:
+    """Athena's daemon: a supervisor running worker processes that execute agent jobs."""
+
+
+def _overrides(max_jobs: int | None, max_memory: str | None, drain_timeout: float | None) -> dict:
+    overrides: dict[str, object] = {}
+    if max_jobs is not None:
+        overrides["max_jobs_per_worker"] = max_jobs
+    if max_memory is not None:
+        overrides["max_memory_per_worker"] = parse_size(max_memory)
+    if drain_timeout is not None:
+        overrides["drain_timeout"] = drain_timeout
+    return overrides
+
+
+@main.command()
+@home_option
+@click.option(
+    "--workers",
+    "-w",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Worker processes (default: [daemon] workers, else the CPU count).",
+)
+@click.option("--foreground", is_flag=True, help="Stay attached and log to stderr (for systemd).")
+@click.option("--reload", "watch", is_flag=True, help="Replace workers when agent sources change.")
+@click.option(
+    "--max-jobs-per-worker",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Recycle a worker after this many jobs (0 = never).",
+)
+@click.option(
+    "--max-memory-per-worker",
+    default=None,
+    metavar="SIZE",
+    help="Recycle a worker above this RSS, e.g. 512MB (0 = never).",
+)
+@click.option(
+    "--drain-timeout",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Seconds jobs may take to finish when stopping (default 30).",
+)
+@click.option("--ready-fd", type=int, default=None, hidden=True)
+@handle_errors
+def start(
+    home: str | None,
+    workers: int | None,
+    foreground: bool,
+    watch: bool,
+    max_jobs_per_worker: int | None,
+    max_memory_per_worker: str | None,
+    drain_timeout: float | None,
+    ready_fd: int | None,
+) -> None:
+    """Start the daemon; without --foreground it detaches once every worker is up."""
+    resolved = resolve_home(home).ensure()
+    load_config(resolved)  # a bad athena.toml is reported here, before detaching
+    overrides = _overrides(max_jobs_per_worker, max_memory_per_worker, drain_timeout)
+    running = read_pid(resolved)
+    if running is not None and running != os.getpid():
+        fail(f"athenad is already running in {resolved.root} (pid {running}); stop it first.")
+    if foreground:
+        from athenad.logs import configure_logging
+        from athenad.supervisor import run_supervisor
+
+        configure_logging(sys.stderr)
+        sys.exit(
+            run_supervisor(
+                resolved, workers=workers, ready_fd=ready_fd, watch=watch, overrides=overrides
+            )
+        )
+    pid = _start_detached(
+        resolved, workers, watch, max_jobs_per_worker, max_memory_per_worker, drain_timeout
+    )
+    click.echo(pid)
+
+
+def _start_detached(home: Home, workers, watch, max_jobs, max_memory, drain_timeout) -> int:
+    """Launch ``athenad start --foreground`` in a new session; wait for it to report READY."""
+    read_end, write_end = os.pipe()
+    command = [
+        sys.executable,
+        "-m",
+        "athenad.cli.daemon",
+        "start",
+        "--foreground",
+        "--home",
+        str(home.root),
+        "--ready-fd",
+        str(write_end),
+    ]
+    if workers:
+        command += ["--workers", str(workers)]
+    if watch:
+        command.append("--reload")
+    if max_jobs is not None:
+        command += ["--max-jobs-per-worker", str(max_jobs)]
+    if max_memory is not None:
+        command += ["--max-memory-per-worker", str(max_memory)]
+    if drain_timeout is not None:
+        command += ["--drain-timeout", str(drain_timeout)]
+    with open(home.log_file, "ab") as log_file:
+        proc = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=log_file,
+            pass_fds=(write_end,),
+            start_new_session=True,
+        )
+    os.close(write_end)
+    line = _read_line(read_end, START_TIMEOUT_S)
+    os.close(read_end)
+    if line.startswith("READY"):
+        return int(line.split()[1])
+    if line.startswith("FAILED"):
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=15)
+        raise AthenaError(f"athenad did not start: {line[len('FAILED ') :]}")
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=0 if line else 10)
+    if proc.poll() is None:
+        proc.kill()
+        raise AthenaError(
+            f"athenad did not report ready within {START_TIMEOUT_S:g} s; see {home.log_file}."
+        )
+    raise AthenaError(
+        f"athenad exited with code {proc.wait()} while starting; see {home.log_file}."
+    )
+
+
+def _read_line(fd: int, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    data = b""
+    while b"\n" not in data:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        ready, _, _ = select.select([fd], [], [], remaining)
+        if not ready:
+            break
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            break
+        data += chunk
+    return data.decode(errors="replace").strip()
+
+
+@main.command()
+@home_option
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    help="Seconds running jobs may take to finish; then they are requeued.",
+)
+@handle_errors
+def stop(home: str | None, timeout: float) -> None:
+    """Stop claiming, let running jobs finish within the timeout, and exit."""
+    resolved = resolve_home(home)
+    pid = read_pid(resolved)
+    if pid is None:
+        click.echo(f"athenad is not running in {resolved.root}.", err=True)
+        return
+    resolved.run_dir.mkdir(parents=True, exist_ok=True)
+    (resolved.run_dir / "stop-timeout").write_text(str(timeout))
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    if not _wait_gone(pid, timeout + 15.0):
+        _kill_daemon(pid)
+        _requeue_orphans(resolved)
+    click.echo(f"athenad stopped (pid {pid}).")
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _kill_daemon(pid: int) -> None:
+    """SIGKILL a supervisor that did not stop, and every process it started."""
+    with contextlib.suppress(psutil.Error):
+        process = psutil.Process(pid)
+        for child in process.children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                child.kill()
+        process.kill()
+        process.wait(timeout=5)
+
+
+def _requeue_orphans(home: Home) -> None:
+    from athenad.supervisor import Supervisor
+
+    with JobQueue(home.db_path) as queue:
+        for job in queue.running_jobs():
+            if not Supervisor.is_worker_alive(job["worker_pid"]):
+                queue.rescue(
+                    job["id"], job["fence"], reason="daemon stopped", count_interruption=False
+                )
+
+
+@main.command()
+@home_option
+@json_option
+@handle_errors
+def status(home: str | None, as_json: bool) -> None:
+    """Show the supervisor, its workers (memory, CPU, current job) and the queue."""
+    from athenad.status import collect_status
+
+    report = collect_status(resolve_home(home))
+    if as_json:
+        print_json(report)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if report["running"]:
+        console.print(
+            f"athenad is running (pid {report['pid']}) with {len(report['workers'])} workers"
+        )
+    else:
+        console.print("athenad is not running")
+    if report["workers"]:
+        table = Table("pid", "rss", "cpu %", "job", "jobs done", "started")
+        for worker in report["workers"]:
+            table.add_row(
+                str(worker["pid"]),
+                f"{worker['rss_bytes'] / 1048576:.1f} MiB",
+                f"{worker['cpu_percent']:.0f}",
+                worker["job"] or "-",
+                str(worker["jobs_done"]),
+                worker["started_at"] or "-",
+            )
+        console.print(table)
+    queue = report["queue"]
+    console.print(
+        f"queue: {queue['pending']} pending, {queue['running']} running, {queue['blocked']} blocked"
+    )
+
+
+@main.command()
+@home_option
+@handle_errors
+def reload(home: str | None) -> None:
+    """Replace workers one at a time so new agent code and config take effect."""
+    resolved = resolve_home(home)
+    pid = read_pid(resolved)
+    if pid is None:
+        fail(f"athenad is not running in {resolved.root}.")
+    load_config(resolved)
+    os.kill(pid, signal.SIGHUP)
+    click.echo(f"athenad (pid {pid}) is replacing its workers.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""The optional ``athena.toml`` of a home.
+
+[daemon]
+workers = 4                   # default: the CPU count
+max_jobs_per_worker = 0       # recycle a worker after this many jobs (0 = never)
+max_memory_per_worker = "1GB" # recycle a worker above this RSS (0 = never)
+drain_timeout = 30            # seconds `athenad stop` lets jobs finish
+cancel_grace = 10             # seconds a cancelled job may take to stop
+lease = 60                    # seconds a claim lasts without a heartbeat
+synchronous = "NORMAL"        # or "FULL": fsync on every commit
+
+[agents]
+planner = "my_agents:plan"    # name = "module:object"; modules beside athena.toml import
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from typing import Any
+
+import msgspec
+
+from athenad.errors import ConfigError
+from athenad.paths import Home
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+def parse_size(value: int | str) -> int:
+    """Bytes from 123, '512MB', '1GiB', '2g'."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    match = _SIZE.match(str(value))
+    if not match:
+        raise ConfigError(f"{value!r} is not a size; use bytes or a unit like 512MB or 1GB.")
+    unit = (match.group(2) or "").lower().rstrip("b").rstrip("i")
+    return int(float(match.group(1)) * _UNITS[unit])
+
+
+class DaemonConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Settings of the supervisor and its workers."""
+
+    workers: int = 0
+    max_jobs_per_worker: int = 0
+    max_memory_per_worker: int | str = 0
+    drain_timeout: float = 30.0
+    cancel_grace: float = 10.0
+    lease: float = 60.0
+    synchronous: str = "NORMAL"
+
+    def worker_count(self) -> int:
+        return self.workers if self.workers > 0 else (os.cpu_count() or 1)
+
+    def memory_limit(self) -> int:
+        return parse_size(self.max_memory_per_worker)
+
+
+class Config(msgspec.Struct, kw_only=True):
+    daemon: DaemonConfig = msgspec.field(default_factory=DaemonConfig)
+    agents: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+def load_config(home: Home) -> Config:
+    """Read ``athena.toml`` (missing = defaults); a bad file is a ConfigError."""
+    try:
+        raw: dict[str, Any] = tomllib.loads(home.config_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return Config()
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{home.config_path} is not valid TOML: {exc}.") from None
+    try:
+        config = msgspec.convert(raw, Config)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{home.config_path}: {exc}.") from None
+    for name, target in config.agents.items():
+        if ":" not in target:
+            raise ConfigError(
+                f'{home.config_path}: agent {name!r} must be "module:object", not {target!r}.'
+            )
+    config.daemon.memory_limit()
+    if config.daemon.synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+        raise ConfigError(f"{home.config_path}: synchronous must be NORMAL or FULL.")
+    return config
+
+
+def apply_overrides(config: Config, overrides: dict[str, object]) -> Config:
+    """The config with command-line settings (``[daemon]`` keys) laid over it."""
+    if not overrides:
+        return config
+    daemon = msgspec.structs.replace(config.daemon, **overrides)
+    daemon.memory_limit()
+    return msgspec.structs.replace(config, daemon=daemon)

@@ -1,0 +1,41 @@
+"""structlog set-up shared by the supervisor, the workers and the CLIs.
+
+Events are stable snake_case names with key-value context, rendered as JSON lines
+(one object per line, ending with a newline) so the log file can be grepped and
+parsed.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import TextIO
+
+import structlog
+
+
+def configure_logging(
+    stream: TextIO | None = None, *, level: str = "info", json: bool = True
+) -> None:
+    """Send structlog events to ``stream`` (default stderr) as JSON lines or console text."""
+    renderer = (
+        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping()[level.upper()]
+        ),
+        logger_factory=structlog.PrintLoggerFactory(stream or sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+
+
+def get_logger(**context: object) -> structlog.stdlib.BoundLogger:
+    return structlog.get_logger().bind(**context)

@@ -1,0 +1,496 @@
+"""The supervisor: spawns worker processes, watches them, requeues the jobs of the dead.
+
+Signal handlers only enqueue; the main loop does the work, about four times a
+second or at once when a signal arrives: handle the signal -> reap dead workers
+(their jobs go back to pending) -> sweep running jobs (timeouts, ignored
+cancellations, owners that are gone) -> spawn workers up to the wanted count.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import queue as queue_mod
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+
+import msgspec
+import psutil
+import structlog
+
+from athenad.config import Config, apply_overrides, load_config
+from athenad.errors import AthenaError, DaemonError
+from athenad.jobs import JobQueue
+from athenad.notify import SystemdNotifier
+from athenad.paths import Home
+from athenad.status import heartbeat_path
+from athenad.timefmt import parse_ts
+
+TICK_S = 0.25
+BOOT_TIMEOUT_S = 60.0
+MAX_BOOT_FAILURES = 5
+CRASH_WINDOW_S = 60.0
+MAX_CRASHES_PER_WINDOW = 20
+TIMEOUT_GRACE_S = 5.0
+EXIT_BOOT_ERROR = 3
+STOP_TIMEOUT_FILE = "stop-timeout"
+
+log = structlog.get_logger()
+
+
+@dataclass
+class WorkerProcess:
+    proc: subprocess.Popen
+    index: int
+    spawned_at: float = field(default_factory=time.monotonic)
+    up: bool = False
+    retiring: bool = False
+    killed_by_drain: bool = False
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+
+def boot_error_path(home: Home, pid: int):
+    return home.run_dir / f"worker-{pid}.boot-error"
+
+
+class Supervisor:
+    """Runs in the foreground until stopped; ``run()`` returns the exit code."""
+
+    def __init__(
+        self,
+        home: Home,
+        config: Config,
+        *,
+        workers: int | None = None,
+        ready_fd: int | None = None,
+        watch: bool = False,
+        overrides: dict[str, object] | None = None,
+    ) -> None:
+        self.home = home.ensure()
+        self.overrides = overrides or {}
+        self.config = config
+        self.workers_wanted = workers or config.daemon.worker_count()
+        self.ready_fd = ready_fd
+        self.watch = watch
+        self.notifier = SystemdNotifier()
+        self.signals: queue_mod.SimpleQueue[int | str] = queue_mod.SimpleQueue()
+        self.workers: dict[int, WorkerProcess] = {}
+        self.next_index = 0
+        self.ready = False
+        self.stopping = False
+        self.stop_deadline = 0.0
+        self.exit_code = 0
+        self.boot_failures = 0
+        self.crashes: list[float] = []
+        self.to_replace: list[int] = []
+        self.replacement: int | None = None
+        self.last_watchdog = 0.0
+        self.pid_fd: int | None = None
+
+    # ---- life cycle -------------------------------------------------------------------
+
+    def run(self) -> int:
+        self.acquire_pid_file()
+        try:
+            self.queue = JobQueue(self.home.db_path, run_dir=self.home.run_dir)
+            self.install_signal_handlers()
+            if self.watch:
+                self.start_source_watcher()
+            log.info(
+                "daemon_starting",
+                pid=os.getpid(),
+                workers=self.workers_wanted,
+                home=str(self.home.root),
+            )
+            self.boot_started = time.monotonic()
+            while True:
+                self.step()
+                if self.stopping and not self.workers:
+                    break
+        except AthenaError as exc:
+            self.fail_boot(exc.message)
+            self.exit_code = self.exit_code or 1
+        finally:
+            self.kill_all()
+            self.release_pid_file()
+        log.info("daemon_stopped", exit_code=self.exit_code)
+        return self.exit_code
+
+    def step(self) -> None:
+        """One pass of the main loop."""
+        try:
+            sig = self.signals.get(timeout=TICK_S)
+        except queue_mod.Empty:
+            sig = None
+        while sig is not None:
+            self.handle_signal(sig)
+            try:
+                sig = self.signals.get_nowait()
+            except queue_mod.Empty:
+                sig = None
+        self.reap_workers()
+        if self.stopping:
+            self.drain_step()
+            return
+        self.sweep_jobs()
+        self.manage_workers()
+        self.replace_step()
+        self.check_ready()
+        self.ping_watchdog()
+
+    # ---- pid file ---------------------------------------------------------------------
+
+    def acquire_pid_file(self) -> None:
+        fd = os.open(self.home.pid_file, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            other = self.home.pid_file.read_text().strip() or "?"
+            raise DaemonError(
+                f"athenad is already running in {self.home.root} (pid {other}); stop it first."
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self.pid_fd = fd
+
+    def release_pid_file(self) -> None:
+        if self.pid_fd is None:
+            return
+        with contextlib.suppress(FileNotFoundError):
+            self.home.pid_file.unlink()
+        os.close(self.pid_fd)
+        self.pid_fd = None
+
+    # ---- signals ----------------------------------------------------------------------
+
+    def install_signal_handlers(self) -> None:
+        for signum in (
+            signal.SIGTERM,
+            signal.SIGINT,
+            signal.SIGHUP,
+            signal.SIGCHLD,
+            signal.SIGQUIT,
+        ):
+            signal.signal(signum, self._enqueue_signal)
+
+    def _enqueue_signal(self, signum: int, frame: object) -> None:
+        self.signals.put_nowait(signum)
+
+    def handle_signal(self, sig: int | str) -> None:
+        if sig in (signal.SIGTERM, signal.SIGINT):
+            if self.stopping:
+                log.warning("daemon_stop_forced")
+                self.stop_deadline = 0.0
+            else:
+                self.begin_stop()
+        elif sig == signal.SIGQUIT:
+            self.begin_stop(timeout=0.0)
+        elif sig in (signal.SIGHUP, "reload"):
+            self.begin_reload()
+
+    # ---- workers ----------------------------------------------------------------------
+
+    def spawn_worker(self) -> WorkerProcess:
+        index = self.next_index
+        self.next_index += 1
+        command = [
+            sys.executable,
+            "-m",
+            "workers",
+            "--home",
+            str(self.home.root),
+            "--index",
+            str(index),
+        ]
+        if self.overrides:
+            command += ["--overrides", msgspec.json.encode(self.overrides).decode()]
+        proc = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            close_fds=True,
+        )
+        worker = WorkerProcess(proc, index)
+        self.workers[proc.pid] = worker
+        log.info("worker_spawned", pid=proc.pid, index=index)
+        return worker
+
+    def reap_workers(self) -> None:
+        for pid, worker in list(self.workers.items()):
+            code = worker.proc.poll()
+            if code is None:
+                if not worker.up and heartbeat_path(self.home, pid).exists():
+                    worker.up = True
+                    self.boot_failures = 0
+                continue
+            del self.workers[pid]
+            self.on_worker_exit(worker, code)
+
+    def on_worker_exit(self, worker: WorkerProcess, code: int) -> None:
+        expected = self.stopping or worker.retiring
+        reason = f"worker {worker.pid} exited with code {code}"
+        if code < 0:
+            reason = f"worker {worker.pid} was killed by {signal.Signals(-code).name}"
+        (log.info if expected and code == 0 else log.warning)(
+            "worker_exited", pid=worker.pid, code=code
+        )
+        self.rescue_jobs_of(worker.pid, reason, count=not (expected or worker.killed_by_drain))
+        for path in (
+            heartbeat_path(self.home, worker.pid),
+            self.home.run_dir / f"worker-{worker.pid}.wake",
+        ):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        if expected:
+            return
+        if not worker.up:
+            self.boot_failures += 1
+            message = self.read_boot_error(worker.pid) or reason
+            log.error(
+                "worker_boot_failed", pid=worker.pid, error=message, failures=self.boot_failures
+            )
+            if code == EXIT_BOOT_ERROR or self.boot_failures >= MAX_BOOT_FAILURES:
+                self.fail_boot(f"a worker could not start: {message}")
+            return
+        now = time.monotonic()
+        self.crashes = [t for t in self.crashes if now - t < CRASH_WINDOW_S] + [now]
+        if len(self.crashes) > MAX_CRASHES_PER_WINDOW:
+            self.fail_boot(f"workers crashed {len(self.crashes)} times within {CRASH_WINDOW_S:g} s")
+
+    def read_boot_error(self, pid: int) -> str | None:
+        path = boot_error_path(self.home, pid)
+        try:
+            return path.read_text().strip() or None
+        except FileNotFoundError:
+            return None
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+    def fail_boot(self, message: str) -> None:
+        """Stop the daemon with a non-zero exit instead of respawning forever."""
+        log.error("daemon_failed", error=message)
+        self.exit_code = EXIT_BOOT_ERROR
+        self.report_ready(f"FAILED {message}")
+        if not self.stopping:
+            self.begin_stop(timeout=5.0)
+
+    def manage_workers(self) -> None:
+        active = [w for w in self.workers.values() if not w.retiring]
+        surplus = len(active) - (1 if self.replacement else 0) - self.workers_wanted
+        for _ in range(-surplus):
+            self.spawn_worker()
+        for worker in sorted(active, key=lambda w: -w.index)[: max(surplus, 0)]:
+            self.retire(worker)
+
+    def retire(self, worker: WorkerProcess) -> None:
+        worker.retiring = True
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(worker.pid, signal.SIGTERM)
+
+    def check_ready(self) -> None:
+        if self.ready:
+            return
+        up = [w for w in self.workers.values() if w.up and not w.retiring]
+        if len(up) >= self.workers_wanted:
+            self.ready = True
+            status = f"{len(up)} workers ready"
+            log.info("daemon_ready", pid=os.getpid(), workers=len(up))
+            self.report_ready(f"READY {os.getpid()}")
+            self.notifier.ready(status)
+        elif time.monotonic() - self.boot_started > BOOT_TIMEOUT_S:
+            self.fail_boot(f"workers did not start within {BOOT_TIMEOUT_S:g} s")
+
+    def report_ready(self, line: str) -> None:
+        """Tell the `athenad start` that launched us how boot went (once)."""
+        if self.ready_fd is None:
+            return
+        with contextlib.suppress(OSError):
+            os.write(self.ready_fd, (line + "\n").encode())
+            os.close(self.ready_fd)
+        self.ready_fd = None
+
+    def ping_watchdog(self) -> None:
+        interval = self.notifier.watchdog_interval
+        now = time.monotonic()
+        if interval and now - self.last_watchdog >= interval:
+            self.notifier.watchdog()
+            self.last_watchdog = now
+
+    # ---- jobs of dead or stuck workers ------------------------------------------------
+
+    def rescue_jobs_of(self, pid: int, reason: str, *, count: bool) -> None:
+        for job in self.queue.running_jobs():
+            if job["worker_pid"] == pid:
+                status = self.queue.rescue(
+                    job["id"], job["fence"], reason=reason, count_interruption=count
+                )
+                log.info(
+                    "job_rescued",
+                    job_id=job["id"],
+                    worker_pid=pid,
+                    new_status=status,
+                    reason=reason,
+                )
+
+    def sweep_jobs(self) -> None:
+        """Timeouts, ignored cancellations, and jobs held by processes that are gone."""
+        now = time.time()
+        for job in self.queue.running_jobs():
+            pid = job["worker_pid"]
+            ours = self.workers.get(pid)
+            if ours is None:
+                if not self.is_worker_alive(pid):
+                    status = self.queue.rescue(
+                        job["id"], job["fence"], reason=f"worker {pid} is gone"
+                    )
+                    log.info("job_rescued", job_id=job["id"], worker_pid=pid, new_status=status)
+                continue
+            started = parse_ts(job["started_at"]).timestamp()
+            if job["timeout_s"] and now > started + job["timeout_s"] + TIMEOUT_GRACE_S:
+                status = self.queue.expire_timed_out(job["id"], job["fence"], job["timeout_s"])
+                log.warning(
+                    "job_timeout_enforced", job_id=job["id"], worker_pid=pid, new_status=status
+                )
+                self.kill_worker(ours)
+            elif job["cancel_requested_at"]:
+                asked = parse_ts(job["cancel_requested_at"]).timestamp()
+                if now > asked + 2 * self.config.daemon.cancel_grace + TIMEOUT_GRACE_S:
+                    self.kill_worker(ours)
+                    self.queue.rescue(job["id"], job["fence"], reason="cancellation enforced")
+                    log.warning("job_cancel_enforced", job_id=job["id"], worker_pid=pid)
+
+    @staticmethod
+    def is_worker_alive(pid: int | None) -> bool:
+        """Whether pid is a live worker process (not a reused pid of something else)."""
+        if pid is None:
+            return False
+        try:
+            process = psutil.Process(pid)
+            return process.status() != psutil.STATUS_ZOMBIE and "workers" in process.cmdline()
+        except psutil.Error:
+            return False
+
+    def kill_worker(self, worker: WorkerProcess) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(worker.pid, signal.SIGKILL)
+
+    # ---- reload -----------------------------------------------------------------------
+
+    def begin_reload(self) -> None:
+        try:
+            config = apply_overrides(load_config(self.home), self.overrides)
+        except AthenaError as exc:
+            log.error("reload_failed", error=exc.message)
+            return
+        self.config = config
+        self.to_replace = [pid for pid, w in self.workers.items() if not w.retiring]
+        self.notifier.reloading()
+        log.info("daemon_reloading", workers=len(self.to_replace))
+
+    def replace_step(self) -> None:
+        """Replace workers one at a time: start a new one, retire an old one once it is up."""
+        if self.replacement is not None:
+            new = self.workers.get(self.replacement)
+            if new is None:
+                self.replacement = None
+            elif new.up:
+                self.replacement = None
+                while self.to_replace:
+                    old = self.workers.get(self.to_replace.pop(0))
+                    if old is not None and not old.retiring:
+                        self.retire(old)
+                        break
+            return
+        self.to_replace = [pid for pid in self.to_replace if pid in self.workers]
+        if self.to_replace:
+            self.replacement = self.spawn_worker().pid
+        elif self.ready:
+            self.notifier.status(f"{len(self.workers)} workers")
+
+    def start_source_watcher(self) -> None:
+        """--reload: replace workers when agent sources or athena.toml change."""
+        import watchfiles
+
+        def is_source(change: watchfiles.Change, path: str) -> bool:
+            return (
+                path.endswith(".py") or path.endswith("athena.toml")
+            ) and "/.athena/" not in path
+
+        def watch() -> None:
+            for _changes in watchfiles.watch(self.home.root, watch_filter=is_source, debounce=300):
+                log.info("sources_changed")
+                self.signals.put_nowait("reload")
+
+        threading.Thread(target=watch, name="source-watcher", daemon=True).start()
+
+    # ---- stopping ---------------------------------------------------------------------
+
+    def begin_stop(self, timeout: float | None = None) -> None:
+        if timeout is None:
+            timeout = self.read_stop_timeout()
+        self.stopping = True
+        self.stop_deadline = time.monotonic() + timeout
+        self.notifier.stopping()
+        log.info("daemon_stopping", drain_timeout_s=timeout, workers=len(self.workers))
+        for worker in self.workers.values():
+            self.retire(worker)
+
+    def read_stop_timeout(self) -> float:
+        path = self.home.run_dir / STOP_TIMEOUT_FILE
+        try:
+            return max(0.0, float(path.read_text()))
+        except (FileNotFoundError, ValueError):
+            return self.config.daemon.drain_timeout
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+    def drain_step(self) -> None:
+        if self.workers and time.monotonic() >= self.stop_deadline:
+            for worker in self.workers.values():
+                if not worker.killed_by_drain:
+                    log.warning("worker_drain_timeout", pid=worker.pid)
+                    worker.killed_by_drain = True
+                    self.kill_worker(worker)
+
+    def kill_all(self) -> None:
+        """Last resort on the way out: no worker outlives the supervisor."""
+        for worker in list(self.workers.values()):
+            worker.killed_by_drain = True
+            self.kill_worker(worker)
+            with contextlib.suppress(Exception):
+                worker.proc.wait(timeout=5)
+            with contextlib.suppress(Exception):
+                self.rescue_jobs_of(worker.pid, "daemon stopped", count=False)
+        self.workers.clear()
+
+
+def run_supervisor(
+    home: Home,
+    *,
+    workers: int | None,
+    ready_fd: int | None,
+    watch: bool,
+    overrides: dict[str, object] | None = None,
+) -> int:
+    """Load the config and run a supervisor in this process until it stops."""
+    try:
+        config = apply_overrides(load_config(home), overrides or {})
+        supervisor = Supervisor(
+            home, config, workers=workers, ready_fd=ready_fd, watch=watch, overrides=overrides
+        )
+        return supervisor.run()
+    except AthenaError as exc:
+        if ready_fd is not None:
+            with contextlib.suppress(OSError):
+                os.write(ready_fd, f"FAILED {exc.message}\n".encode())
+        raise

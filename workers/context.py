@@ -1,0 +1,94 @@
+"""The context an agent receives: its job, checkpoints, a logger, and control flags."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from athenad.errors import StaleFence
+from workers.interrupts import Cancelled, ShuttingDown
+
+if TYPE_CHECKING:
+    from athenad.jobs import ClaimedJob
+    from workers.worker import Worker
+
+
+class JobContext:
+    """What an agent sees of its job.
+
+    ``job_id``, ``payload``, ``attempt``, ``checkpoint`` (the latest valid one or
+    None, with ``.iteration``, ``.state`` and ``.messages``), ``save_checkpoint``,
+    ``log`` (a structlog logger bound to the job), ``cancelled`` (cancellation was
+    asked for) and ``stopping`` (the worker is shutting down: save and return soon).
+    """
+
+    def __init__(self, job: ClaimedJob, worker: Worker, checkpoint: Any = None) -> None:
+        self.job_id = job.id
+        self.type = job.type
+        self.agent_type = job.agent_type
+        self.payload = job.payload
+        self.attempt = job.attempt
+        self.session_id = job.session_id
+        self.home = worker.home
+        self.checkpoint = checkpoint
+        self.log = structlog.get_logger().bind(
+            job_id=job.id, agent=job.agent_type, attempt=job.attempt, worker_pid=worker.pid
+        )
+        self._job = job
+        self._worker = worker
+
+    @property
+    def cancelled(self) -> bool:
+        """True once cancellation of this job was asked for."""
+        return self._worker.control.cancel_requested
+
+    @property
+    def stopping(self) -> bool:
+        """True when the worker is shutting down; a checkpointing agent should save and stop."""
+        return self._worker.stopping
+
+    def raise_if_cancelled(self) -> None:
+        """Raise the matching interrupt when cancellation or shutdown was asked for."""
+        if self.cancelled:
+            raise Cancelled()
+        if self.stopping:
+            raise ShuttingDown()
+
+    def save_checkpoint(self, iteration: int, state: Any = None, messages: Any = None) -> bool:
+        """Save a checkpoint; returns False (with a warning) when the disk refused it.
+
+        Raises StaleFence when this worker no longer holds the job.
+        """
+        from athenad.checkpoints import CheckpointWriteError
+
+        store = self._worker.checkpoints
+        try:
+            store.save(self.job_id, iteration, state, messages)
+        except CheckpointWriteError as exc:
+            self.log.warning("checkpoint_write_failed", iteration=iteration, error=str(exc))
+            return False
+        try:
+            self._worker.queue.record_checkpoint(self.job_id, self._job.fence, iteration)
+        except StaleFence:
+            store.discard(self.job_id, iteration)
+            self.log.warning("checkpoint_refused_stale", iteration=iteration)
+            raise
+        store.prune(self.job_id, keep=self._worker.keep_checkpoints)
+        self.log.debug("checkpoint_saved", iteration=iteration)
+        return True
+
+    # ---- sessions (when the job was submitted with one) ---------------------------------
+
+    def _sessions(self):
+        if self.session_id is None:
+            raise AttributeError("this job was not submitted with a session")
+        return self._worker.sessions
+
+    def session_messages(self) -> list[Any]:
+        """The attached session's conversation so far."""
+        return self._sessions().get_messages(self.session_id)
+
+    def add_message(self, role: Any, content: str) -> Any:
+        """Append a message to the attached session."""
+        return self._sessions().add_message(self.session_id, role, content)
