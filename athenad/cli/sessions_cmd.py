@@ -1,0 +1,309 @@
+"""``athenactl sessions ...``, ``athenactl backup`` and ``athenactl restore``.
+
+JSON output (``--json``), stable keys:
+
+* a session: ``id, name, tags, git_branch, cwd, created_at, updated_at,
+  message_count, size, mtime_ns, imported_from``
+* a message: ``type ("message"), seq, role, timestamp, content, checksum``
+  (+ ``metadata`` when set), the same keys as a line of the session file
+* ``list``: ``[session, ...]`` most recently active first
+* ``show``, ``continue``, ``resume``: ``{"session": session, "messages": [message, ...]}``
+* ``new``: ``{"id"}``; ``add``: a message; ``import``: ``{"id", "imported_from"}``;
+  ``reindex``: ``{"sessions"}``; ``rm``: ``{"id", "removed"}``
+* ``backup``: ``{"path", "database", "files"}``; ``restore``: the same plus
+  ``previous_saved_to``
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+
+from athenad import backup as backup_mod
+from athenad.cli.common import fail, handle_errors, home_option, json_option, print_json
+from athenad.cli.common import resolve_home as _resolve_home
+from athenad.sessions import Message, Role, SessionInfo, SessionManager
+from athenad.sessions.transfer import FORMATS, export_session, import_session
+
+PICKER_ROWS = 20
+
+
+def _manager(home: str | None) -> SessionManager:
+    return SessionManager(_resolve_home(home).sessions_dir)
+
+
+def _interactive() -> bool:
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+@contextlib.contextmanager
+def _repair_warnings() -> Iterator[None]:
+    """Show a repaired session's warning as one 'warning:' line on stderr."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for item in caught:
+        click.echo(f"warning: {item.message}", err=True)
+
+
+def _session_line(info: SessionInfo) -> str:
+    name = info.name or ""
+    tags = f" [{', '.join(info.tags)}]" if info.tags else ""
+    branch = info.git_branch or "-"
+    return (
+        f"{info.id}  {info.updated_at[:19]}  {branch:<16}  "
+        f"{info.message_count:>5} msgs  {name}{tags}"
+    )
+
+
+def _print_messages(messages: list[Message]) -> None:
+    for message in messages:
+        click.echo(f"[{message.seq}] {message.role}  {message.timestamp}")
+        for line in message.content.split("\n"):
+            click.echo(f"    {line}")
+
+
+def _show(manager: SessionManager, session_id: str, last: int | None, as_json: bool) -> None:
+    with _repair_warnings():
+        messages = manager.get_messages(session_id)
+    info = manager.get_session(session_id)
+    if last is not None:
+        messages = messages[-last:] if last > 0 else []
+    if as_json:
+        print_json({"session": info, "messages": messages})
+        return
+    click.echo(f"session   {info.id}")
+    click.echo(f"name      {info.name or '-'}")
+    click.echo(f"branch    {info.git_branch or '-'}")
+    click.echo(f"tags      {', '.join(info.tags) or '-'}")
+    click.echo(f"created   {info.created_at}")
+    click.echo(f"updated   {info.updated_at}")
+    click.echo(f"messages  {info.message_count}")
+    if info.imported_from:
+        click.echo(f"imported  from {info.imported_from}")
+    if messages:
+        click.echo("")
+        _print_messages(messages)
+
+
+@click.group("sessions")
+def sessions_group() -> None:
+    """Conversation sessions: plain JSON Lines files under .athena/sessions/."""
+
+
+@sessions_group.command("list")
+@click.option("--branch", "branch", default=None, help="Only sessions of this git branch.")
+@json_option
+@home_option
+@handle_errors
+def list_cmd(branch: str | None, as_json: bool, home: str | None) -> None:
+    """List sessions, most recently active first."""
+    sessions = _manager(home).list_sessions(git_branch=branch)
+    if as_json:
+        print_json(sessions)
+        return
+    if not sessions:
+        click.echo("no sessions." if branch is None else f"no sessions on branch {branch}.")
+    for info in sessions:
+        click.echo(_session_line(info))
+
+
+@sessions_group.command("show")
+@click.argument("session_id")
+@click.option("--last", type=click.IntRange(min=0), default=None, help="Only the last N messages.")
+@json_option
+@home_option
+@handle_errors
+def show_cmd(session_id: str, last: int | None, as_json: bool, home: str | None) -> None:
+    """Show a session's details and messages."""
+    _show(_manager(home), session_id, last, as_json)
+
+
+@sessions_group.command("new")
+@click.option("--name", default=None, help="A name for the session.")
+@click.option("--tag", "tags", multiple=True, help="A tag (repeatable).")
+@click.option("--branch", default=None, help="Git branch to record (default: the current one).")
+@json_option
+@home_option
+@handle_errors
+def new_cmd(
+    name: str | None, tags: tuple[str, ...], branch: str | None, as_json: bool, home: str | None
+) -> None:
+    """Create a session and print its id."""
+    session_id = _manager(home).create_session(name=name, tags=tags, git_branch=branch)
+    print_json({"id": session_id}) if as_json else click.echo(session_id)
+
+
+@sessions_group.command("add")
+@click.argument("session_id")
+@click.option(
+    "--role",
+    required=True,
+    type=click.Choice([r.value for r in Role], case_sensitive=False),
+    help="Who says it.",
+)
+@click.argument("text")
+@json_option
+@home_option
+@handle_errors
+def add_cmd(session_id: str, role: str, text: str, as_json: bool, home: str | None) -> None:
+    """Append a message (TEXT, or - to read it from stdin)."""
+    content = sys.stdin.read() if text == "-" else text
+    message = _manager(home).add_message(session_id, role, content)
+    print_json(message) if as_json else click.echo(str(message.seq))
+
+
+@sessions_group.command("continue")
+@click.option("--branch", default=None, help="Branch to look on (default: the current one).")
+@click.option("--last", type=click.IntRange(min=0), default=10, show_default=True)
+@json_option
+@home_option
+@handle_errors
+def continue_cmd(branch: str | None, last: int, as_json: bool, home: str | None) -> None:
+    """Show the most recent session on the current git branch."""
+    manager = _manager(home)
+    branch = branch or manager.current_branch()
+    # Outside a git repository (no branch) the most recent session of any branch.
+    session_id = manager.resume_most_recent_session(git_branch=branch)
+    if session_id is None:
+        fail(f"no session to continue{f' on branch {branch}' if branch else ''}.")
+    assert session_id is not None
+    _show(manager, session_id, last, as_json)
+
+
+def _matches(info: SessionInfo, query: str) -> bool:
+    fields = [info.id, info.name or "", info.git_branch or "", *info.tags]
+    return any(query in value.lower() for value in fields)
+
+
+def _pick(manager: SessionManager) -> str:
+    sessions = manager.list_sessions()
+    if not sessions:
+        fail("there are no sessions to resume.")
+    query = ""
+    while True:
+        shown = [s for s in sessions if _matches(s, query)][:PICKER_ROWS]
+        if not shown:
+            click.echo(f"no session matches {query!r}.")
+        for number, info in enumerate(shown, start=1):
+            click.echo(f"{number:>3}  {_session_line(info)}")
+        answer = click.prompt(
+            "Number to resume, text to search, empty to cancel", default="", show_default=False
+        ).strip()
+        if not answer:
+            fail("no session chosen.")
+        if answer.isdigit() and 1 <= int(answer) <= len(shown):
+            return shown[int(answer) - 1].id
+        query = answer.lower()
+
+
+@sessions_group.command("resume")
+@click.argument("session_id", required=False)
+@click.option("--last", type=click.IntRange(min=0), default=10, show_default=True)
+@json_option
+@home_option
+@handle_errors
+def resume_cmd(session_id: str | None, last: int, as_json: bool, home: str | None) -> None:
+    """Show a session to resume; without ID, pick one interactively."""
+    manager = _manager(home)
+    if session_id is None:
+        if not _interactive():
+            fail("no session id given and no terminal for the picker; pass an ID.", 2)
+        session_id = _pick(manager)
+    _show(manager, session_id, last, as_json)
+
+
+@sessions_group.command("export")
+@click.argument("session_id")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="md", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None)
+@home_option
+@handle_errors
+def export_cmd(session_id: str, fmt: str, output: str | None, home: str | None) -> None:
+    """Export a session as Markdown, JSON or JSON Lines."""
+    with _repair_warnings():
+        text = export_session(_manager(home), session_id, fmt)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        Path(output).write_text(text, encoding="utf-8")
+
+
+@sessions_group.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
+@json_option
+@home_option
+@handle_errors
+def import_cmd(file: str, as_json: bool, home: str | None) -> None:
+    """Import a session exported as md, json or jsonl."""
+    data = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
+    manager = _manager(home)
+    session_id = import_session(manager, data, source=file)
+    info = manager.get_session(session_id)
+    if as_json:
+        print_json({"id": session_id, "imported_from": info.imported_from})
+    elif info.imported_from:
+        click.echo(f"{session_id} (imported from {info.imported_from})")
+    else:
+        click.echo(session_id)
+
+
+@sessions_group.command("reindex")
+@json_option
+@home_option
+@handle_errors
+def reindex_cmd(as_json: bool, home: str | None) -> None:
+    """Rebuild index.json from the session files."""
+    count = _manager(home).reindex()
+    print_json({"sessions": count}) if as_json else click.echo(f"indexed {count} sessions.")
+
+
+@sessions_group.command("rm")
+@click.argument("session_id")
+@json_option
+@home_option
+@handle_errors
+def rm_cmd(session_id: str, as_json: bool, home: str | None) -> None:
+    """Delete a session file and its sidecars."""
+    _manager(home).delete_session(session_id)
+    print_json({"id": session_id, "removed": True}) if as_json else click.echo(
+        f"removed {session_id}."
+    )
+
+
+@click.command("backup")
+@click.argument("dest", type=click.Path())
+@json_option
+@home_option
+@handle_errors
+def backup_command(dest: str, as_json: bool, home: str | None) -> None:
+    """Write athena.db (a consistent snapshot) and .athena/ into one archive at DEST."""
+    result = backup_mod.backup(_resolve_home(home), dest)
+    if as_json:
+        print_json(result)
+    else:
+        click.echo(f"backup written to {result['path']} ({result['files']} files).")
+
+
+@click.command("restore")
+@click.argument("src", type=click.Path(exists=True, dir_okay=False))
+@json_option
+@home_option
+@handle_errors
+def restore_command(src: str, as_json: bool, home: str | None) -> None:
+    """Restore athena.db and .athena/ from an archive (the daemon must be stopped)."""
+    result = backup_mod.restore(_resolve_home(home), src)
+    if as_json:
+        print_json(result)
+        return
+    click.echo(f"restored from {result['path']}.")
+    if result["previous_saved_to"]:
+        click.echo(f"the replaced files were moved to {result['previous_saved_to']}.")
+
+
+__all__ = ["backup_command", "restore_command", "sessions_group"]

@@ -1,0 +1,16 @@
+"""Conversation sessions as plain JSON Lines files under ``.athena/sessions/``."""
+
+from athenad.sessions.files import Header, Message, SessionNotFound, SessionRepaired
+from athenad.sessions.index import SessionInfo
+from athenad.sessions.manager import Checkpoint, Role, SessionManager
+
+__all__ = [
+    "Checkpoint",
+    "Header",
+    "Message",
+    "Role",
+    "SessionInfo",
+    "SessionManager",
+    "SessionNotFound",
+    "SessionRepaired",
+]

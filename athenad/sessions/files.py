@@ -1,0 +1,338 @@
+"""One session = one append-only JSON Lines file, ``<sessions>/<id>.jsonl``.
+
+The first line is the header, every later line one message::
+
+    {"type":"header","format":1,"id":"session-...","name":"PR review","tags":["review"],
+     "git_branch":"main","cwd":"/src/app","created_at":"2026-11-26 10:00:00.123",
+     "imported_from":null}
+    {"type":"message","seq":1,"role":"user","timestamp":"2026-11-26 10:00:01.456",
+     "content":"Review PR #123","checksum":"5b1e0c2a"}
+
+``seq`` starts at 1 and is assigned under an exclusive ``flock`` on the file, so
+appenders in several processes get one total order. Appending reads only the tail
+of the file (to find the last ``seq``), never the whole file, so the 10,000th message
+costs what the first did. A crash can leave a torn last line (no newline): the next
+append or read cuts it. A corrupt line elsewhere is moved to ``<id>.quarantine.jsonl``
+with a warning; the session file keeps every good line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import warnings
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import structlog
+
+from athenad.errors import AthenaError, InvalidInput
+from athenad.timefmt import utc_now_text
+
+log = structlog.get_logger("athenad.sessions")
+
+FORMAT_VERSION = 1
+SUFFIX = ".jsonl"
+QUARANTINE_SUFFIX = ".quarantine.jsonl"
+CHECKPOINT_SUFFIX = ".checkpoint.json"
+# Lowercase letters and digits only: no dots, slashes or separators, so an id can
+# never name a path outside the sessions directory.
+SESSION_ID_RE = re.compile(r"session-[0-9a-z]{1,40}")
+SESSION_FILE_RE = re.compile(r"(session-[0-9a-z]{1,40})\.jsonl")
+_TAIL_BYTES = 4096
+
+
+class SessionNotFound(AthenaError):
+    """No session has this id."""
+
+
+class SessionRepaired(UserWarning):
+    """A session file had damaged lines; they were cut or quarantined."""
+
+
+class Header(msgspec.Struct, tag="header", tag_field="type"):
+    format: int
+    id: str
+    name: str | None = None
+    tags: list[str] = []
+    git_branch: str | None = None
+    cwd: str | None = None
+    created_at: str = ""
+    imported_from: str | None = None
+
+
+class Message(msgspec.Struct, tag="message", tag_field="type", omit_defaults=True):
+    """One message: ``seq`` orders it, ``checksum`` (crc32, hex) guards it."""
+
+    seq: int
+    role: str
+    timestamp: str
+    content: str
+    checksum: str = ""
+    metadata: dict[str, Any] | None = None
+
+
+_encoder = msgspec.json.Encoder()
+_line_decoder = msgspec.json.Decoder(Header | Message)
+
+
+def check_session_id(session_id: Any) -> str:
+    """Return the id if it matches ``session-[0-9a-z]+``, else raise InvalidInput."""
+    if not isinstance(session_id, str) or not SESSION_ID_RE.fullmatch(session_id):
+        raise InvalidInput(
+            f"{session_id!r} is not a session id (expected 'session-' then lowercase "
+            "letters and digits)."
+        )
+    return session_id
+
+
+def checksum(seq: int, role: str, timestamp: str, content: str, metadata: Any) -> str:
+    canonical = msgspec.json.encode([seq, role, timestamp, content, metadata], order="sorted")
+    return f"{zlib.crc32(canonical):08x}"
+
+
+def make_message(
+    seq: int, role: str, content: str, timestamp: str | None = None, metadata: Any = None
+) -> Message:
+    stamp = timestamp or utc_now_text()
+    return Message(
+        seq=seq,
+        role=role,
+        timestamp=stamp,
+        content=content,
+        checksum=checksum(seq, role, stamp, content, metadata),
+        metadata=metadata,
+    )
+
+
+def encode_line(record: Header | Message) -> bytes:
+    return _encoder.encode(record) + b"\n"
+
+
+def decode_line(line: bytes) -> Header | Message:
+    """Decode one line; raise ValueError when it is not valid or its checksum is wrong."""
+    try:
+        record = _line_decoder.decode(line)
+    except msgspec.DecodeError as exc:
+        raise ValueError(str(exc)) from None
+    if isinstance(record, Message):
+        expected = checksum(
+            record.seq, record.role, record.timestamp, record.content, record.metadata
+        )
+        if record.checksum != expected:
+            raise ValueError(f"checksum {record.checksum!r} does not match {expected!r}")
+    return record
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes, *, exclusive: bool = False) -> None:
+    """Write via temp file + fsync + rename (or link when ``exclusive``) + dir fsync."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if exclusive:
+            os.link(tmp, path)  # fails if the target exists: never overwrite a session
+        else:
+            os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    fsync_dir(path.parent)
+
+
+@contextlib.contextmanager
+def locked(path: Path, exclusive: bool) -> Iterator[int]:
+    """Open ``path`` and flock it; reopen if a repair replaced the file meanwhile."""
+    flags = os.O_RDWR | os.O_APPEND if exclusive else os.O_RDONLY
+    while True:
+        try:
+            fd = os.open(path, flags)
+        except FileNotFoundError:
+            raise SessionNotFound(
+                f"session {path.name[: -len(SUFFIX)]!r} does not exist."
+            ) from None
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)  # closing drops the lock
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def read_tail(fd: int, size: int, nbytes: int = _TAIL_BYTES) -> tuple[int, bytes]:
+    """The last ``nbytes`` (grown until a line start is inside) and their offset."""
+    while True:
+        start = max(0, size - nbytes)
+        data = os.pread(fd, size - start, start)
+        if start == 0 or b"\n" in data[:-1]:
+            return start, data
+        nbytes *= 4
+
+
+def last_record(fd: int, size: int) -> tuple[Header | Message | None, int]:
+    """The last complete valid record and the length of file up to the last newline."""
+    start, data = read_tail(fd, size)
+    end = data.rfind(b"\n") + 1
+    complete = start + end
+    lines = data[:end].split(b"\n")[:-1]
+    # The first line of a tail read can be partial unless it begins the file.
+    candidates = lines if start == 0 else lines[1:]
+    for line in reversed(candidates):
+        try:
+            return decode_line(line), complete
+        except ValueError:
+            continue
+    # No valid line in the tail: look at the whole file (rare, only after damage).
+    whole = os.pread(fd, complete, 0).split(b"\n")[:-1]
+    for line in reversed(whole):
+        try:
+            return decode_line(line), complete
+        except ValueError:
+            continue
+    return None, complete
+
+
+def append_message(
+    path: Path,
+    role: str,
+    content: str,
+    metadata: Any = None,
+    *,
+    durable: bool = False,
+) -> Message:
+    """Append one message under the exclusive lock; cut a torn last line first."""
+    with locked(path, exclusive=True) as fd:
+        size = os.fstat(fd).st_size
+        record, complete = last_record(fd, size)
+        if complete < size:
+            log.warning("session_torn_line_cut", path=str(path), bytes=size - complete)
+            os.ftruncate(fd, complete)
+        seq = record.seq + 1 if isinstance(record, Message) else 1
+        message = make_message(seq, role, content, metadata=metadata)
+        os.write(fd, encode_line(message))
+        if durable:
+            os.fsync(fd)
+    return message
+
+
+class ParsedFile(msgspec.Struct):
+    header: Header | None
+    messages: list[Message]
+    bad: list[tuple[int, bytes, str]]  # (line number, raw line, reason)
+    torn: bytes
+
+
+def parse(data: bytes) -> ParsedFile:
+    end = data.rfind(b"\n") + 1
+    torn = data[end:]
+    header: Header | None = None
+    messages: list[Message] = []
+    bad: list[tuple[int, bytes, str]] = []
+    for number, line in enumerate(data[:end].split(b"\n")[:-1], start=1):
+        try:
+            record = decode_line(line)
+        except ValueError as exc:
+            bad.append((number, line, str(exc)))
+            continue
+        if isinstance(record, Header) and number == 1:
+            header = record
+        elif isinstance(record, Message):
+            messages.append(record)
+        else:
+            bad.append((number, line, "a header line after the first line"))
+    return ParsedFile(header=header, messages=messages, bad=bad, torn=torn)
+
+
+def read_session(path: Path, *, durable: bool = True) -> tuple[Header, list[Message]]:
+    """Read a session, repairing it (cut torn tail, quarantine bad lines) when needed."""
+    with locked(path, exclusive=False) as fd:
+        parsed = parse(os.pread(fd, os.fstat(fd).st_size, 0))
+    if parsed.torn or parsed.bad or parsed.header is None:
+        parsed = _repair(path, durable=durable)
+    assert parsed.header is not None
+    return parsed.header, parsed.messages
+
+
+def _repair(path: Path, *, durable: bool) -> ParsedFile:
+    with locked(path, exclusive=True) as fd:
+        parsed = parse(os.pread(fd, os.fstat(fd).st_size, 0))
+        if parsed.torn:
+            log.warning("session_torn_line_cut", path=str(path), bytes=len(parsed.torn))
+        if parsed.bad:
+            _quarantine(path, parsed.bad)
+        header_missing = parsed.header is None
+        if header_missing:
+            parsed.header = Header(format=FORMAT_VERSION, id=path.name[: -len(SUFFIX)])
+        if parsed.bad or header_missing:
+            # Rewrite without the bad lines; rename keeps readers from seeing half a file.
+            lines = [encode_line(parsed.header)] + [encode_line(m) for m in parsed.messages]
+            atomic_write(path, b"".join(lines))
+        else:
+            os.ftruncate(fd, os.fstat(fd).st_size - len(parsed.torn))
+            if durable:
+                os.fsync(fd)
+    if parsed.bad:
+        numbers = ", ".join(str(n) for n, _, _ in parsed.bad)
+        warnings.warn(
+            f"session {parsed.header.id}: line(s) {numbers} were damaged and moved to "
+            f"{path.name[: -len(SUFFIX)]}{QUARANTINE_SUFFIX}.",
+            SessionRepaired,
+            stacklevel=3,
+        )
+    return parsed
+
+
+class QuarantinedLine(msgspec.Struct):
+    quarantined_at: str
+    line: int
+    reason: str
+    raw: str
+
+
+def _quarantine(path: Path, bad: list[tuple[int, bytes, str]]) -> None:
+    sidecar = path.with_name(path.name[: -len(SUFFIX)] + QUARANTINE_SUFFIX)
+    now = utc_now_text()
+    records = [
+        QuarantinedLine(now, number, reason, raw.decode("utf-8", "backslashreplace"))
+        for number, raw, reason in bad
+    ]
+    with open(sidecar, "ab") as handle:
+        handle.write(b"".join(_encoder.encode(r) + b"\n" for r in records))
+        handle.flush()
+        os.fsync(handle.fileno())
+    for number, _, reason in bad:
+        log.warning("session_line_quarantined", path=str(path), line=number, reason=reason)
+
+
+def read_header(path: Path) -> Header:
+    """The header (first line) of a session file, without a lock or a repair."""
+    with open(path, "rb") as handle:
+        first = handle.readline()
+    try:
+        record = decode_line(first.rstrip(b"\n"))
+    except ValueError:
+        record = None
+    if isinstance(record, Header):
+        return record
+    return Header(format=FORMAT_VERSION, id=path.name[: -len(SUFFIX)])

@@ -1,0 +1,314 @@
+"""``index.json``: a cache of session metadata that can always be rebuilt.
+
+What makes the cache stale, and how each case is noticed cheaply:
+
+* **A message appended or a session created or removed through Athena** (any process):
+  the writer then appends the session id to ``activity.log``. A reader keeps its
+  offset in that journal; one ``stat`` tells whether it grew, and only the sessions
+  named in the new lines are looked at again.
+* **Files added or removed by other tools** (``cp``, ``rm``, ``git checkout``): they
+  change the directory's mtime; a reader then lists the directory (names only, no
+  per-file ``stat``) and picks up new and vanished files.
+* **A file edited in place by another tool** is noticed when a process first loads
+  the index (every entry is checked by size and mtime then) or on ``reindex``. This
+  is the trade-off that keeps a warm lookup at two ``stat`` calls instead of 10,000.
+
+``index.json`` is written atomically when a full check found it missing or stale;
+deleting it loses nothing. The journal is dropped and restarted once it passes
+1 MiB; readers notice the new inode and re-check every file once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+import msgspec
+import structlog
+
+from athenad.sessions.files import (
+    SESSION_FILE_RE,
+    SESSION_ID_RE,
+    SUFFIX,
+    Header,
+    Message,
+    atomic_write,
+    decode_line,
+    last_record,
+)
+
+log = structlog.get_logger("athenad.sessions")
+
+INDEX_NAME = "index.json"
+JOURNAL_NAME = "activity.log"
+JOURNAL_MAX_BYTES = 1 << 20
+INDEX_FORMAT = 1
+
+
+class SessionInfo(msgspec.Struct, kw_only=True):
+    """A session's metadata. JSON keys: id, name, tags, git_branch, cwd, created_at,
+    updated_at (last message or creation), message_count (the last sequence number),
+    size and mtime_ns (of the file), imported_from."""
+
+    id: str
+    name: str | None
+    tags: list[str]
+    git_branch: str | None
+    cwd: str | None
+    created_at: str
+    updated_at: str
+    message_count: int
+    size: int
+    mtime_ns: int
+    imported_from: str | None = None
+
+
+class IndexFile(msgspec.Struct):
+    format: int
+    sessions: list[SessionInfo]
+
+
+_index_decoder = msgspec.json.Decoder(IndexFile)
+_encoder = msgspec.json.Encoder()
+
+
+def note_activity(directory: Path, session_id: str) -> None:
+    """Tell every reader's index that this session changed (one small O_APPEND write)."""
+    fd = os.open(directory / JOURNAL_NAME, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, session_id.encode() + b"\n")
+    finally:
+        os.close(fd)
+
+
+def summarize(path: Path, st: os.stat_result) -> SessionInfo:
+    """Metadata of one session file from its first line and its tail only."""
+    with open(path, "rb") as handle:
+        first = handle.readline()
+        record, _ = last_record(handle.fileno(), st.st_size)
+    try:
+        header = decode_line(first.rstrip(b"\n"))
+    except ValueError:
+        header = None
+    if not isinstance(header, Header):
+        header = Header(format=0, id=path.name[: -len(SUFFIX)])
+    last = record if isinstance(record, Message) else None
+    return SessionInfo(
+        id=path.name[: -len(SUFFIX)],
+        name=header.name,
+        tags=list(header.tags),
+        git_branch=header.git_branch,
+        cwd=header.cwd,
+        created_at=header.created_at,
+        updated_at=last.timestamp if last else header.created_at,
+        message_count=last.seq if last else 0,
+        size=st.st_size,
+        mtime_ns=st.st_mtime_ns,
+        imported_from=header.imported_from,
+    )
+
+
+def _recency(info: SessionInfo) -> tuple[str, int, str]:
+    return (info.updated_at, info.mtime_ns, info.id)
+
+
+class SessionIndex:
+    """The in-memory index of one sessions directory, kept fresh by :meth:`refresh`."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+        self.path = directory / INDEX_NAME
+        self.journal = directory / JOURNAL_NAME
+        self._entries: dict[str, SessionInfo] | None = None
+        self._journal_ino: int | None = None
+        self._journal_pos = 0
+        self._dir_mtime: int | None = None
+        self._order: list[str] | None = None  # ids, most recent first
+        self._by_branch: dict[str | None, list[str]] = {}
+
+    # ---- reading ----------------------------------------------------------------------
+
+    def entries(self) -> dict[str, SessionInfo]:
+        self.refresh()
+        assert self._entries is not None
+        return self._entries
+
+    def ordered(self, git_branch: str | None = None) -> list[str]:
+        """Ids, most recently active first, optionally of one branch only."""
+        entries = self.entries()
+        if self._order is None:
+            self._order = sorted(entries, key=lambda i: _recency(entries[i]), reverse=True)
+            self._by_branch = {}
+        if git_branch is None:
+            return self._order
+        ids = self._by_branch.get(git_branch)
+        if ids is None:
+            ids = [i for i in self._order if entries[i].git_branch == git_branch]
+            self._by_branch[git_branch] = ids
+        return ids
+
+    # ---- keeping fresh ----------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Bring the in-memory index up to date (see the module docstring for how)."""
+        if self._entries is None:
+            self.rebuild(use_cache_file=True)
+            return
+        try:
+            journal = os.stat(self.journal)
+        except FileNotFoundError:
+            journal = None
+        ino = journal.st_ino if journal else None
+        if ino != self._journal_ino or (journal and journal.st_size < self._journal_pos):
+            self.rebuild(use_cache_file=False)
+            return
+        grew = journal is not None and journal.st_size > self._journal_pos
+        if grew and not self._consume_journal(journal.st_size):
+            self.rebuild(use_cache_file=False)
+            return
+        dir_mtime = os.stat(self.dir).st_mtime_ns
+        if dir_mtime != self._dir_mtime:
+            self._sync_names(dir_mtime)
+
+    def rebuild(self, *, use_cache_file: bool) -> int:
+        """Check every session file by size and mtime; write index.json if it changed."""
+        self._restart_journal_if_large()
+        try:
+            journal = os.stat(self.journal)
+            self._journal_ino, self._journal_pos = journal.st_ino, journal.st_size
+        except FileNotFoundError:
+            self._journal_ino, self._journal_pos = None, 0
+        self._dir_mtime = os.stat(self.dir).st_mtime_ns
+        cached = self._read_file() if use_cache_file else self._entries
+        changed = cached is None
+        cached = cached or {}
+        entries: dict[str, SessionInfo] = {}
+        with os.scandir(self.dir) as listing:
+            for item in listing:
+                match = SESSION_FILE_RE.fullmatch(item.name)
+                if not match:
+                    continue
+                try:
+                    st = item.stat()
+                    old = cached.get(match.group(1))
+                    if old and old.size == st.st_size and old.mtime_ns == st.st_mtime_ns:
+                        entries[old.id] = old
+                    else:
+                        entries[match.group(1)] = summarize(Path(item.path), st)
+                        changed = True
+                except FileNotFoundError:
+                    continue
+        changed = changed or len(entries) != len(cached)
+        self._entries = entries
+        self._order = None
+        if changed and (use_cache_file or not self.path.exists()) or changed:
+            self.save()
+        return len(entries)
+
+    def reindex(self) -> int:
+        """Re-read every session file (no cache trusted) and write index.json."""
+        self._entries = None
+        return self.rebuild(use_cache_file=False)
+
+    def save(self) -> None:
+        """Write index.json atomically (most recent first)."""
+        entries = self._entries or {}
+        ordered = sorted(entries.values(), key=_recency, reverse=True)
+        atomic_write(self.path, _encoder.encode(IndexFile(INDEX_FORMAT, ordered)))
+        log.debug("session_index_written", path=str(self.path), sessions=len(ordered))
+
+    def _read_file(self) -> dict[str, SessionInfo] | None:
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+        try:
+            index = _index_decoder.decode(data)
+        except msgspec.DecodeError as exc:
+            log.warning("session_index_unreadable", path=str(self.path), error=str(exc))
+            return None
+        if index.format != INDEX_FORMAT:
+            return None
+        return {info.id: info for info in index.sessions}
+
+    def _restart_journal_if_large(self) -> None:
+        # Before the scan: a change recorded only in the dropped journal was written
+        # to its session file earlier still, so the scan that follows sees it.
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(self.journal).st_size > JOURNAL_MAX_BYTES:
+                os.unlink(self.journal)
+
+    def _consume_journal(self, size: int) -> bool:
+        try:
+            with open(self.journal, "rb") as handle:
+                if os.fstat(handle.fileno()).st_ino != self._journal_ino:
+                    return False
+                handle.seek(self._journal_pos)
+                data = handle.read(size - self._journal_pos)
+        except FileNotFoundError:
+            return False
+        end = data.rfind(b"\n") + 1  # a line still being written is read next time
+        self._journal_pos += end
+        for raw in set(data[:end].split()):
+            session_id = raw.decode("ascii", "replace")
+            if SESSION_ID_RE.fullmatch(session_id):
+                self.update_one(session_id)
+        return True
+
+    def _sync_names(self, dir_mtime: int) -> None:
+        self._dir_mtime = dir_mtime  # first, so a change during the listing is seen next time
+        assert self._entries is not None
+        names = set()
+        with os.scandir(self.dir) as listing:
+            for item in listing:
+                match = SESSION_FILE_RE.fullmatch(item.name)
+                if match:
+                    names.add(match.group(1))
+        for session_id in names.symmetric_difference(self._entries):
+            self.update_one(session_id)
+
+    def update_one(self, session_id: str) -> None:
+        """Re-read one session's metadata (or drop it if its file is gone)."""
+        assert self._entries is not None
+        path = self.dir / f"{session_id}{SUFFIX}"
+        old = self._entries.get(session_id)
+        try:
+            st = os.stat(path)
+            if old and old.size == st.st_size and old.mtime_ns == st.st_mtime_ns:
+                return
+            info = summarize(path, st)
+        except FileNotFoundError:
+            if old is not None:
+                del self._entries[session_id]
+                self._forget(old)
+            return
+        self._entries[session_id] = info
+        self._move_to_front(old, info)
+
+    # ---- the recency order, patched in place when it can be --------------------------
+
+    def _forget(self, old: SessionInfo) -> None:
+        if self._order is None:
+            return
+        with contextlib.suppress(ValueError):
+            self._order.remove(old.id)
+        ids = self._by_branch.get(old.git_branch)
+        if ids is not None:
+            with contextlib.suppress(ValueError):
+                ids.remove(old.id)
+
+    def _move_to_front(self, old: SessionInfo | None, info: SessionInfo) -> None:
+        if self._order is None:
+            return
+        if old is not None:
+            self._forget(old)
+        assert self._entries is not None
+        head = self._order[0] if self._order else None
+        if head is not None and _recency(info) < _recency(self._entries[head]):
+            self._order = None  # not the newest: sort again on the next read
+            return
+        self._order.insert(0, info.id)
+        ids = self._by_branch.get(info.git_branch)
+        if ids is not None:
+            ids.insert(0, info.id)

@@ -1,0 +1,289 @@
+"""SessionManager: create, append to, read, list and resume conversation sessions.
+
+Sessions live under ``<home>/.athena/sessions/`` as ``<id>.jsonl`` files (JSON Lines:
+a header line, then one line per message; see :mod:`athenad.sessions.files`).
+Constructing a manager costs one ``mkdir``; the index is loaded on the first
+``list_sessions``/``resume_most_recent_session`` call. Every operation is safe while
+other processes use the same directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import structlog
+
+from athenad.errors import InvalidInput
+from athenad.ids import new_job_id
+from athenad.sessions import files
+from athenad.sessions.files import (
+    FORMAT_VERSION,
+    QUARANTINE_SUFFIX,
+    SUFFIX,
+    Header,
+    Message,
+    SessionNotFound,
+    atomic_write,
+    check_session_id,
+    encode_line,
+)
+from athenad.sessions.gitinfo import current_branch
+from athenad.sessions.index import SessionIndex, SessionInfo, note_activity, summarize
+from athenad.timefmt import utc_now_text
+
+log = structlog.get_logger("athenad.sessions")
+
+CHECKPOINT_DIR = "checkpoints"
+
+
+class Role(enum.StrEnum):
+    """Who said a message."""
+
+    USER = "user"
+    ASSISTANT = "assistant"
+    SYSTEM = "system"
+    TOOL = "tool"
+
+
+def coerce_role(role: Role | str) -> Role:
+    """A Role from a Role or a string such as 'user' (any case)."""
+    if isinstance(role, Role):
+        return role
+    try:
+        return Role(str(role).strip().lower())
+    except ValueError:
+        allowed = ", ".join(r.value for r in Role)
+        raise InvalidInput(f"role {role!r} is not one of {allowed}.") from None
+
+
+class Checkpoint(msgspec.Struct, kw_only=True):
+    """A saved point to resume a session's agent from; ``messages`` as decoded JSON."""
+
+    format: int = 1
+    session_id: str
+    iteration: int
+    saved_at: str
+    messages: list[Any]
+
+
+_checkpoint_decoder = msgspec.json.Decoder(Checkpoint)
+
+
+def new_session_id() -> str:
+    return "session-" + new_job_id()
+
+
+def _check_tags(tags: Iterable[str] | str) -> list[str]:
+    if isinstance(tags, str):
+        tags = [tags]
+    out: list[str] = []
+    for tag in tags:
+        if not isinstance(tag, str) or not tag.strip():
+            raise InvalidInput(f"tag {tag!r} is not a non-empty string.")
+        if tag not in out:
+            out.append(tag)
+    return out
+
+
+class SessionManager:
+    """Conversation sessions stored as files in one sessions directory.
+
+    ``session_dir`` is the sessions directory itself; a directory not named
+    ``sessions`` (such as ``.athena``) means ``<dir>/sessions``. With
+    ``durable=True`` every append is fsynced (survives power loss, costs a disk
+    flush); by default an append survives the death of the process but not of the
+    machine's power, and a torn last line is cut on the next open.
+    """
+
+    def __init__(
+        self,
+        session_dir: str | os.PathLike[str] = ".athena/sessions",
+        *,
+        durable: bool = False,
+        cwd: str | os.PathLike[str] | None = None,
+    ) -> None:
+        path = Path(session_dir).expanduser()
+        self.dir = path if path.name == "sessions" else path / "sessions"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.durable = durable
+        self.cwd = Path(cwd) if cwd is not None else None
+        self.index = SessionIndex(self.dir)
+
+    def path_for(self, session_id: str) -> Path:
+        """The file of a session; raises InvalidInput for anything but a valid id."""
+        return self.dir / f"{check_session_id(session_id)}{SUFFIX}"
+
+    def _existing(self, session_id: str) -> Path:
+        path = self.path_for(session_id)
+        if not path.exists():
+            raise SessionNotFound(f"session {session_id!r} does not exist.")
+        return path
+
+    # ---- writing ----------------------------------------------------------------------
+
+    def create_session(
+        self,
+        name: str | None = None,
+        tags: Iterable[str] | str = (),
+        git_branch: str | None = None,
+        *,
+        imported_from: str | None = None,
+    ) -> str:
+        """Create an empty session and return its id; the branch defaults to the cwd's."""
+        header = self._header(name, tags, git_branch, imported_from)
+        return self.write_new_session(header, [])
+
+    def _header(
+        self,
+        name: str | None,
+        tags: Iterable[str] | str,
+        git_branch: str | None,
+        imported_from: str | None,
+    ) -> Header:
+        if name is not None and not isinstance(name, str):
+            raise InvalidInput(f"session name {name!r} is not a string.")
+        cwd = self.cwd or Path.cwd()
+        return Header(
+            format=FORMAT_VERSION,
+            id="",
+            name=name,
+            tags=_check_tags(tags),
+            git_branch=git_branch if git_branch is not None else current_branch(cwd),
+            cwd=str(cwd),
+            created_at=utc_now_text(),
+            imported_from=imported_from,
+        )
+
+    def write_new_session(
+        self, header: Header, messages: list[Message], *, session_id: str | None = None
+    ) -> str:
+        """Write a whole new session file at once (never replacing one); returns its id.
+
+        ``session_id`` is tried first when given; if taken, a new id is made and the
+        wanted one is recorded as ``imported_from``.
+        """
+        wanted = session_id
+        while True:
+            header.id = check_session_id(wanted) if wanted else new_session_id()
+            data = b"".join([encode_line(header), *(encode_line(m) for m in messages)])
+            try:
+                atomic_write(self.path_for(header.id), data, exclusive=True)
+                break
+            except FileExistsError:
+                if wanted:
+                    header.imported_from = wanted  # taken: keep where this came from
+                wanted = None
+        note_activity(self.dir, header.id)
+        log.info("session_created", session_id=header.id, git_branch=header.git_branch)
+        return header.id
+
+    def add_message(
+        self,
+        session_id: str,
+        role: Role | str,
+        content: str,
+        metadata: dict[str, Any] | None = None,
+    ) -> Message:
+        """Append one message (one line) and return it with its ``seq`` and checksum."""
+        role = coerce_role(role)
+        if not isinstance(content, str):
+            raise InvalidInput(f"message content must be a string, not {type(content).__name__}.")
+        if metadata is not None and not isinstance(metadata, dict):
+            raise InvalidInput("message metadata must be a dict.")
+        path = self.path_for(session_id)
+        message = files.append_message(path, role.value, content, metadata, durable=self.durable)
+        note_activity(self.dir, session_id)
+        return message
+
+    def delete_session(self, session_id: str) -> None:
+        """Remove a session file and its checkpoint and quarantine sidecars."""
+        path = self._existing(session_id)
+        path.unlink()
+        for extra in (
+            self.dir / f"{session_id}{QUARANTINE_SUFFIX}",
+            self._checkpoint_path(session_id),
+        ):
+            with contextlib.suppress(FileNotFoundError):
+                extra.unlink()
+        note_activity(self.dir, session_id)
+        log.info("session_deleted", session_id=session_id)
+
+    # ---- reading ----------------------------------------------------------------------
+
+    def read_session(self, session_id: str) -> tuple[Header, list[Message]]:
+        """The header and every message, repairing a damaged file first."""
+        path = self._existing(session_id)
+        return files.read_session(path, durable=True)
+
+    def get_messages(self, session_id: str) -> list[Message]:
+        """Every message of a session in sequence order."""
+        return self.read_session(session_id)[1]
+
+    def get_session(self, session_id: str) -> SessionInfo:
+        """One session's metadata, read from its file (not from the cache)."""
+        path = self._existing(session_id)
+        return summarize(path, os.stat(path))
+
+    def list_sessions(self, git_branch: str | None = None) -> list[SessionInfo]:
+        """Sessions (of one branch, or all), most recently active first."""
+        entries = self.index.entries()
+        return [entries[i] for i in self.index.ordered(git_branch)]
+
+    def resume_most_recent_session(self, git_branch: str | None = None) -> str | None:
+        """The id of the most recently active session (of one branch), or None."""
+        ids = self.index.ordered(git_branch)
+        return ids[0] if ids else None
+
+    def reindex(self) -> int:
+        """Check every session file and rewrite index.json; returns the session count."""
+        return self.index.reindex()
+
+    def current_branch(self) -> str | None:
+        """The git branch of this manager's working directory."""
+        return current_branch(self.cwd or Path.cwd())
+
+    # ---- checkpoints ------------------------------------------------------------------
+
+    def _checkpoint_path(self, session_id: str) -> Path:
+        # A subdirectory, so saving a checkpoint does not touch the sessions
+        # directory's mtime (which would make every index re-list it).
+        return self.dir / CHECKPOINT_DIR / f"{check_session_id(session_id)}.json"
+
+    def save_checkpoint(self, session_id: str, iteration: int, messages: Iterable[Any]) -> Path:
+        """Store a checkpoint atomically (temp file, fsync, rename, dir fsync)."""
+        self._existing(session_id)
+        if isinstance(iteration, bool) or not isinstance(iteration, int) or iteration < 0:
+            raise InvalidInput(f"iteration {iteration!r} is not a non-negative integer.")
+        checkpoint = Checkpoint(
+            session_id=session_id,
+            iteration=iteration,
+            saved_at=utc_now_text(),
+            messages=list(messages),
+        )
+        try:
+            data = msgspec.json.encode(checkpoint)
+        except (TypeError, msgspec.EncodeError) as exc:
+            raise InvalidInput(f"checkpoint messages cannot be encoded as JSON: {exc}") from None
+        path = self._checkpoint_path(session_id)
+        path.parent.mkdir(exist_ok=True)
+        atomic_write(path, data)
+        log.info("session_checkpoint_saved", session_id=session_id, iteration=iteration)
+        return path
+
+    def load_checkpoint(self, session_id: str) -> Checkpoint | None:
+        """The latest checkpoint of a session, or None if there is none."""
+        try:
+            data = self._checkpoint_path(session_id).read_bytes()
+        except FileNotFoundError:
+            return None
+        try:
+            return _checkpoint_decoder.decode(data)
+        except msgspec.DecodeError as exc:
+            log.warning("session_checkpoint_unreadable", session_id=session_id, error=str(exc))
+            return None
