@@ -28,3 +28,8 @@ __all__ = [
     "WaitTimeout",
 ]
 __version__ = "0.1.0"
+
+from athenad.orchestrator import TaskOrchestrator  # noqa: E402
+from athenad.sessions import Role, SessionManager  # noqa: E402
+
+__all__ += ["Role", "SessionManager", "TaskOrchestrator"]

@@ -166,7 +166,9 @@ class JobQueue:
     def _tx(self):
         return dbmod.write_transaction(self.conn)
 
-    def _dicts(self, name: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    def named_rows(
+        self, name: str, params: Mapping[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
         """Rows of a named query as dicts of column name to value."""
         cursor = self.conn.cursor()
         cursor.row_trace = _row_as_dict
@@ -524,7 +526,7 @@ class JobQueue:
 
     def running_jobs(self) -> list[dict[str, Any]]:
         """Every running job with its owner and timing, for the supervisor's sweep."""
-        return self._dicts("running_jobs")
+        return self.named_rows("running_jobs")
 
     def rescue(
         self, job_id: str, fence: int, *, reason: str, count_interruption: bool = True
@@ -576,7 +578,7 @@ class JobQueue:
 
     def get(self, job_id: str) -> dict[str, Any]:
         """Every column of one job, with payload and result decoded and its parents listed."""
-        rows = self._dicts("get_job", {"id": job_id})
+        rows = self.named_rows("get_job", {"id": job_id})
         if not rows:
             raise JobNotFound(f"job {job_id!r} does not exist.")
         job = rows[0]
@@ -593,7 +595,7 @@ class JobQueue:
             raise InvalidInput(f"status {status!r} is not one of {', '.join(STATUSES)}.")
         _check_int("limit", limit, 1)
         name = "list_jobs_by_status" if status else "list_jobs"
-        jobs = self._dicts(name, {"status": status, "type": type, "limit": limit})
+        jobs = self.named_rows(name, {"status": status, "type": type, "limit": limit})
         for job in jobs:
             job["payload"] = decode_json(job["payload"])
             job["result"] = decode_json(job["result"])

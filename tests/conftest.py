@@ -1,0 +1,145 @@
+"""Shared fixtures: a scratch home, the CLIs run as a user runs them, a live daemon."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from athenad.jobs import JobQueue
+from athenad.paths import Home
+
+# Keep hypothesis quick and deterministic on shared CI machines.
+try:
+    from hypothesis import settings
+
+    settings.register_profile("ci", deadline=None, derandomize=True, max_examples=40)
+    settings.register_profile("dev", deadline=None, max_examples=60)
+    settings.load_profile("ci" if os.environ.get("CI") else "dev")
+except ImportError:  # pragma: no cover
+    pass
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Home:
+    return Home.resolve(tmp_path / "home").ensure()
+
+
+@pytest.fixture
+def queue(home: Home):
+    with JobQueue(home.db_path, run_dir=home.run_dir) as q:
+        yield q
+
+
+def cli(
+    tool: str,
+    *args: str,
+    home: Home | None = None,
+    input: str | None = None,
+    timeout: float = 60,
+    env: dict | None = None,
+) -> subprocess.CompletedProcess:
+    """Run ``athenad``/``athenactl`` in a subprocess the way a user would."""
+    module = {"athenad": "athenad.cli.daemon", "athenactl": "athenad.cli.ctl"}[tool]
+    command = [sys.executable, "-m", module, *args]
+    if home is not None:
+        command += ["--home", str(home.root)]
+    return subprocess.run(
+        command,
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def cli_json(tool: str, *args: str, home: Home | None = None):
+    result = cli(tool, *args, "--json", home=home)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+class Daemon:
+    """A foreground ``athenad start`` in its own process group, killed at teardown."""
+
+    def __init__(
+        self, home: Home, workers: int = 2, extra: tuple[str, ...] = (), env: dict | None = None
+    ) -> None:
+        self.home = home
+        self.log = open(home.state_dir / "test-daemon.log", "ab")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "athenad.cli.daemon",
+                "start",
+                "--foreground",
+                "--home",
+                str(home.root),
+                "--workers",
+                str(workers),
+                *extra,
+            ],
+            stdout=self.log,
+            stderr=self.log,
+            start_new_session=True,
+            env={**os.environ, **(env or {})},
+        )
+        self.wait_ready(workers)
+
+    def wait_ready(self, workers: int, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(
+                    f"athenad exited with {self.proc.returncode}: {self.log_text()}"
+                )
+            if len(self.worker_pids()) >= workers:
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"workers did not start: {self.log_text()}")
+
+    def worker_pids(self) -> list[int]:
+        return sorted(int(p.stem.split("-")[1]) for p in self.home.run_dir.glob("worker-*.json"))
+
+    def log_text(self) -> str:
+        return (self.home.state_dir / "test-daemon.log").read_text(errors="replace")[-4000:]
+
+    def stop(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=10)
+        self.log.close()
+
+
+@pytest.fixture
+def daemon_factory(home: Home):
+    started: list[Daemon] = []
+
+    def start(**kwargs) -> Daemon:
+        daemon = Daemon(home, **kwargs)
+        started.append(daemon)
+        return daemon
+
+    yield start
+    for daemon in started:
+        daemon.stop()
+
+
+def wait_until(predicate, timeout: float = 20, interval: float = 0.05, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}")

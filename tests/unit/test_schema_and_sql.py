@@ -1,0 +1,134 @@
+"""The schema, migrations, named queries, and the seed's plain SQL examples."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import apsw
+import pytest
+
+from athenad import db
+from athenad.jobs import JobQueue
+from athenad.migrations import current_version, latest_version
+from athenad.queries import QUERIES, parse_queries
+
+
+def schema_of(conn: apsw.Connection) -> list[tuple]:
+    return sorted(
+        conn.execute(
+            "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"
+        ).fetchall()
+    )
+
+
+def normalise(rows: list[tuple]) -> list[tuple]:
+    return [(t, n, tb, " ".join((sql or "").split())) for t, n, tb, sql in rows]
+
+
+def test_migrations_build_exactly_the_schema(tmp_path):
+    migrated = db.connect(tmp_path / "migrated.db")
+    assert current_version(migrated) == latest_version()
+    fresh = apsw.Connection(str(tmp_path / "fresh.db"))
+    fresh.execute(db.schema_sql())
+    assert normalise(schema_of(migrated)) == normalise(schema_of(fresh))
+
+
+def test_connection_pragmas(tmp_path):
+    conn = db.connect(tmp_path / "a.db")
+    assert conn.pragma("journal_mode") == "wal"
+    assert conn.pragma("foreign_keys") == 1
+    assert conn.pragma("synchronous") == 1  # NORMAL
+    assert db.connect(tmp_path / "b.db", synchronous="FULL").pragma("synchronous") == 2
+
+
+def test_migrating_twice_is_harmless(tmp_path):
+    db.connect(tmp_path / "a.db").close()
+    conn = db.connect(tmp_path / "a.db")
+    assert current_version(conn) == latest_version()
+
+
+def test_query_loader_splits_named_blocks():
+    parsed = parse_queries("-- name: one\n-- what it does\nSELECT 1;\n\n-- name: two\nSELECT 2;\n")
+    assert parsed == {"one": "SELECT 1;", "two": "SELECT 2;"}
+    with pytest.raises(ValueError, match="defined twice"):
+        parse_queries("-- name: a\nSELECT 1;\n-- name: a\nSELECT 2;")
+    assert {"claim_job", "complete_job", "release_dependents"} <= set(QUERIES)
+
+
+@pytest.fixture
+def seeded(tmp_path):
+    """A database shaped like the seed's examples: a parent with children, a failure."""
+    path = tmp_path / "athena.db"
+    queue = JobQueue(path)
+    parent = queue.submit("explore", {"prompt": "Security check"})
+    children = [queue.submit("test-runner", {"n": n}, after=[parent]) for n in range(3)]
+    job = queue.claim("w")
+    queue.complete(job.id, job.fence, "ok")
+    job = queue.claim("w")
+    queue.complete(job.id, job.fence, "ok")
+    job = queue.claim("w")
+    queue.fail(job.id, job.fence, "tests failed")
+    queue.conn.execute("UPDATE jobs SET duration_ms = 1200 WHERE agent_type = 'explore'")
+    queue.conn.execute(
+        "UPDATE jobs SET duration_ms = 300 WHERE agent_type = 'test-runner' AND duration_ms IS NOT NULL"
+    )
+    queue.close()
+    return path, parent, children
+
+
+SEED_SQL = {
+    "dependents": "SELECT * FROM jobs WHERE parent_job_id = '{parent}'",
+    "unfinished": (
+        "SELECT COUNT(*) FROM jobs\nWHERE parent_job_id = '{parent}' AND status != 'completed'"
+    ),
+    "slow_agents": (
+        "SELECT agent_type, AVG(duration_ms) as avg_time\nFROM jobs\n"
+        "WHERE created_at > datetime('now', '-1 day')\nGROUP BY agent_type"
+    ),
+    "failures": "SELECT * FROM jobs\nWHERE status = 'failed'\nORDER BY created_at DESC\nLIMIT 10",
+    "by_type_status": (
+        "SELECT type, status, COUNT(*) as count\nFROM jobs\nWHERE created_at BETWEEN ? AND ?\n"
+        "GROUP BY type, status\nORDER BY count DESC"
+    ),
+}
+
+
+def test_seed_sql_examples_give_the_right_answers(seeded):
+    path, parent, children = seeded
+    conn = apsw.Connection(str(path))
+
+    def run(name, *params):
+        return conn.execute(SEED_SQL[name].format(parent=parent), params).fetchall()
+
+    assert sorted(r[0] for r in run("dependents")) == sorted(children)
+    assert run("unfinished") == [(2,)]  # one completed child, one failed, one pending
+    assert dict(run("slow_agents")) == {"explore": 1200.0, "test-runner": 300.0}
+    failures = run("failures")
+    assert len(failures) == 1 and failures[0][0] in children
+    counts = run("by_type_status", "2000-01-01", "2999-01-01")
+    assert sorted(counts) == sorted(
+        [
+            ("explore", "completed", 1),
+            ("test-runner", "completed", 1),
+            ("test-runner", "failed", 1),
+            ("test-runner", "pending", 1),
+        ]
+    )
+
+
+@pytest.mark.skipif(shutil.which("sqlite3") is None, reason="no sqlite3 shell on this machine")
+def test_seed_sql_runs_unchanged_in_the_sqlite3_shell(seeded):
+    path, parent, _children = seeded
+    for name, sql in SEED_SQL.items():
+        text = sql.format(parent=parent)
+        if "?" in text:  # the shell binds parameters with .param
+            text = text.replace("BETWEEN ? AND ?", "BETWEEN ?1 AND ?2")
+            script = f".param set ?1 '2000-01-01'\n.param set ?2 '2999-01-01'\n{text};\n"
+        else:
+            script = text + ";\n"
+        out = subprocess.run(
+            ["sqlite3", str(path)], input=script, capture_output=True, text=True, timeout=30
+        )
+        assert out.returncode == 0 and not out.stderr, (name, out.stderr)
+        assert out.stdout.strip(), name
