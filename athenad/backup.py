@@ -175,8 +175,8 @@ def restore(home: Home, source: str | os.PathLike[str]) -> dict[str, Any]:
 def _extract(source: Path, staging: Path) -> dict[str, Any]:
     try:
         archive = tarfile.open(source, "r:*")  # noqa: SIM115 - closed by the with below
-    except (tarfile.TarError, OSError) as exc:
-        raise InvalidInput(f"{source} is not a backup archive: {exc}.") from None
+    except (tarfile.TarError, OSError):
+        raise InvalidInput(f"{source} is not a readable .tar.gz backup archive.") from None
     manifest: dict[str, Any] | None = None
     with archive:
         for member in archive:

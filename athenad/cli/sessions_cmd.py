@@ -23,10 +23,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import click
+import structlog
 
 from athenad import backup as backup_mod
 from athenad.cli.common import fail, handle_errors, home_option, json_option, print_json
 from athenad.cli.common import resolve_home as _resolve_home
+from athenad.logs import configure_logging
 from athenad.sessions import Message, Role, SessionInfo, SessionManager
 from athenad.sessions.transfer import FORMATS, export_session, import_session
 
@@ -35,6 +37,15 @@ PICKER_ROWS = 20
 
 def _manager(home: str | None) -> SessionManager:
     return SessionManager(_resolve_home(home).sessions_dir)
+
+
+def _quiet_logs() -> None:
+    """Keep stdout for output: events go to stderr, warnings and worse only.
+
+    Only when nothing configured structlog yet (its default prints to stdout).
+    """
+    if not structlog.is_configured():
+        configure_logging(sys.stderr, level="warning", json=False)
 
 
 def _interactive() -> bool:
@@ -94,6 +105,7 @@ def _show(manager: SessionManager, session_id: str, last: int | None, as_json: b
 @click.group("sessions")
 def sessions_group() -> None:
     """Conversation sessions: plain JSON Lines files under .athena/sessions/."""
+    _quiet_logs()
 
 
 @sessions_group.command("list")
@@ -283,6 +295,7 @@ def rm_cmd(session_id: str, as_json: bool, home: str | None) -> None:
 @handle_errors
 def backup_command(dest: str, as_json: bool, home: str | None) -> None:
     """Write athena.db (a consistent snapshot) and .athena/ into one archive at DEST."""
+    _quiet_logs()
     result = backup_mod.backup(_resolve_home(home), dest)
     if as_json:
         print_json(result)
@@ -297,6 +310,7 @@ def backup_command(dest: str, as_json: bool, home: str | None) -> None:
 @handle_errors
 def restore_command(src: str, as_json: bool, home: str | None) -> None:
     """Restore athena.db and .athena/ from an archive (the daemon must be stopped)."""
+    _quiet_logs()
     result = backup_mod.restore(_resolve_home(home), src)
     if as_json:
         print_json(result)

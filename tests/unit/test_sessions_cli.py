@@ -1,0 +1,166 @@
+"""athenactl sessions / backup / restore through click's CliRunner."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+
+import pytest
+from click.testing import CliRunner
+
+from athenad.cli import sessions_cmd
+from athenad.cli.sessions_cmd import backup_command, restore_command, sessions_group
+from athenad.orchestrator_sessions import SessionsMixin
+from athenad.sessions import Role, SessionManager
+
+
+@pytest.fixture
+def home(tmp_path):
+    return str(tmp_path / "home")
+
+
+def run(args, home, input=None, code=0):
+    result = CliRunner().invoke(sessions_group, [*args, "--home", home], input=input)
+    assert result.exit_code == code, (result.output, result.exception)
+    return result
+
+
+def new(home, *extra):
+    return run(["new", *extra], home).stdout.strip()
+
+
+def test_new_add_show_list(home):
+    session_id = new(home, "--name", "Review", "--tag", "a", "--tag", "b", "--branch", "main")
+    assert session_id.startswith("session-")
+    assert run(["add", session_id, "--role", "user", "hello\nworld"], home).stdout.strip() == "1"
+    run(["add", session_id, "--role", "ASSISTANT", "-"], home, input="from stdin ✓")
+    shown = json.loads(run(["show", session_id, "--json"], home).stdout)
+    assert shown["session"]["id"] == session_id and shown["session"]["tags"] == ["a", "b"]
+    assert [(m["seq"], m["role"], m["content"]) for m in shown["messages"]] == [
+        (1, "user", "hello\nworld"),
+        (2, "assistant", "from stdin ✓"),
+    ]
+    human = run(["show", session_id], home).output
+    assert "Review" in human and "    world" in human
+    listed = json.loads(run(["list", "--json"], home).stdout)
+    assert [s["id"] for s in listed] == [session_id]
+    assert set(listed[0]) == {
+        "id", "name", "tags", "git_branch", "cwd", "created_at", "updated_at",
+        "message_count", "size", "mtime_ns", "imported_from",
+    }  # fmt: skip
+    assert session_id in run(["list"], home).output
+    assert json.loads(run(["list", "--branch", "other", "--json"], home).stdout) == []
+
+
+def test_bad_role_and_bad_ids_fail_cleanly(home):
+    session_id = new(home, "--branch", "main")
+    run(["add", session_id, "--role", "bot", "x"], home, code=2)
+    result = run(["show", "../../etc/passwd"], home, code=1)
+    assert result.output.startswith("error:") and "not a session id" in result.output
+    result = run(["show", "session-missing"], home, code=1)
+    assert "does not exist" in result.output
+
+
+def test_continue_picks_the_latest_on_the_branch(home):
+    a = new(home, "--branch", "main")
+    b = new(home, "--branch", "feature")
+    for n in range(15):
+        run(["add", a, "--role", "user", f"m{n}"], home)
+    run(["add", b, "--role", "user", "feature work"], home)
+    data = json.loads(run(["continue", "--branch", "main", "--json"], home).stdout)
+    assert data["session"]["id"] == a
+    assert [m["content"] for m in data["messages"]] == [f"m{n}" for n in range(5, 15)]
+    data = json.loads(run(["continue", "--branch", "main", "--last", "2", "--json"], home).stdout)
+    assert [m["seq"] for m in data["messages"]] == [14, 15]
+    assert b in run(["continue", "--branch", "feature"], home).output
+    assert (
+        "no session to continue on branch nope"
+        in run(["continue", "--branch", "nope"], home, code=1).output
+    )
+
+
+def test_resume_without_id_and_without_terminal_exits_2(home):
+    new(home, "--branch", "main")
+    result = run(["resume"], home, code=2)
+    assert "no terminal" in result.output
+
+
+def test_resume_picker_searches_and_picks(home, monkeypatch):
+    monkeypatch.setattr(sessions_cmd, "_interactive", lambda: True)
+    alpha = new(home, "--name", "alpha work", "--branch", "main")
+    beta = new(home, "--name", "beta work", "--branch", "main")
+    result = run(["resume", "--json"], home, input="alpha\n1\n")
+    body = result.output[result.output.index('{"session"') :]
+    assert json.loads(body)["session"]["id"] == alpha
+    result = run(["resume"], home, input="1\n")
+    assert beta in result.output.split("session   ")[1]
+    run(["resume"], home, input="\n", code=1)
+    run(["resume", alpha, "--json"], home)
+
+
+def test_export_import_rm_reindex(home, tmp_path):
+    session_id = new(home, "--name", "x", "--branch", "main")
+    run(["add", session_id, "--role", "user", "hi ✓"], home)
+    out = tmp_path / "s.json"
+    run(["export", session_id, "--format", "json", "-o", str(out)], home)
+    assert json.loads(out.read_text())["session"]["id"] == session_id
+    md = run(["export", session_id, "--format", "md"], home).output
+    assert "hi ✓" in md
+    imported = json.loads(run(["import", str(out), "--json"], home).stdout)
+    assert imported["imported_from"] == session_id and imported["id"] != session_id
+    assert json.loads(run(["reindex", "--json"], home).stdout) == {"sessions": 2}
+    run(["rm", session_id], home)
+    listed = json.loads(run(["list", "--json"], home).stdout)
+    assert [s["id"] for s in listed] == [imported["id"]]
+    bad = tmp_path / "bad.txt"
+    bad.write_text("hello")
+    assert "not a session export" in run(["import", str(bad)], home, code=1).output
+
+
+def test_restore_refuses_while_the_daemon_runs(home, tmp_path):
+    state = tmp_path / "home" / ".athena"
+    state.mkdir(parents=True)
+    pid_file = state / "athenad.pid"
+    pid_file.write_text(f"{os.getpid()}\n")
+    archive = tmp_path / "b.tar.gz"
+    archive.write_bytes(b"whatever")
+    with open(pid_file) as holder:  # the daemon locks its pid file while it lives
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        result = CliRunner().invoke(restore_command, [str(archive), "--home", home])
+    assert result.exit_code == 1
+    assert "daemon is running" in result.output
+    result = CliRunner().invoke(restore_command, [str(archive), "--home", home])
+    assert result.exit_code == 1
+    assert "not a readable .tar.gz backup archive" in result.output
+
+
+class Orchestrator(SessionsMixin):
+    def __init__(self, session_dir):
+        self.sessions = SessionManager(session_dir)
+
+
+def test_orchestrator_mixin_uses_the_seed_names(tmp_path):
+    orchestrator = Orchestrator(tmp_path / ".athena")
+    session_id = orchestrator.create_conversation_session(name="PR #123 Review", tags=["cr"])
+    orchestrator.add_message_to_session(session_id, Role.USER, "Review PR #123")
+    orchestrator.add_message_to_session(session_id, Role.ASSISTANT, "2 issues found")
+    assert orchestrator.resume_most_recent_session() == session_id
+    history = orchestrator.get_conversation_history(session_id)
+    assert [m.content for m in history] == ["Review PR #123", "2 issues found"]
+    assert [s.id for s in orchestrator.list_sessions()] == [session_id]
+
+
+def test_backup_and_restore_commands(home, tmp_path):
+    session_id = new(home, "--branch", "main")
+    run(["add", session_id, "--role", "user", "keep me"], home)
+    archive = tmp_path / "out.tar.gz"
+    result = CliRunner().invoke(backup_command, [str(archive), "--home", home, "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["path"] == str(archive)
+    run(["rm", session_id], home)
+    result = CliRunner().invoke(restore_command, [str(archive), "--home", home, "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["previous_saved_to"]
+    shown = json.loads(run(["show", session_id, "--json"], home).stdout)
+    assert [m["content"] for m in shown["messages"]] == ["keep me"]
