@@ -319,5 +319,15 @@ def agents(home: str | None, as_json: bool) -> None:
         click.echo(f"{name:<20} {table[name]}")
 
 
+def _register_commands() -> None:
+    from athenad.cli.checkpoints_cmd import checkpoints_command
+    from athenad.cli.sessions_cmd import backup_command, restore_command, sessions_group
+
+    for command in (sessions_group, backup_command, restore_command, checkpoints_command):
+        main.add_command(command)
+
+
+_register_commands()
+
 if __name__ == "__main__":
     main()
