@@ -259,3 +259,105 @@ ORDER BY count DESC;
 
 -- name: set_cancel_cause
 UPDATE jobs SET cancelled_by = :cause WHERE id = :id;
+
+-- ===== analytics =====
+-- Window figures filter on created_at > :since; the caller passes '' for "all time" so
+-- the jobs_created / jobs_status_created indexes serve every window. Percentiles are
+-- nearest-rank: the value at rank ceil(p * n) of the ordered durations.
+
+-- name: analytics_by_agent_type
+-- Per agent type: job counts by outcome and, over completed jobs, duration figures.
+-- One pass: each (agent type, has-a-duration) partition is ordered by duration once,
+-- giving every row its rank and its partition's size. '+agent_type' keeps the planner
+-- on the created_at range instead of walking jobs_agent_type for its order.
+SELECT agent_type,
+       count(*) AS jobs,
+       sum(status = 'completed') AS completed,
+       sum(status = 'failed') AS failed,
+       sum(status = 'cancelled') AS cancelled,
+       avg(d) AS avg_ms,
+       min(d) AS min_ms,
+       max(d) AS max_ms,
+       max(CASE WHEN rn = (50 * n + 99) / 100 THEN d END) AS p50_ms,
+       max(CASE WHEN rn = (95 * n + 99) / 100 THEN d END) AS p95_ms
+FROM (
+    SELECT agent_type, status,
+           CASE WHEN status = 'completed' THEN duration_ms END AS d,
+           row_number() OVER ranked AS rn,
+           count(*) OVER (ranked ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS n
+    FROM jobs
+    WHERE created_at > :since
+    WINDOW ranked AS (
+        PARTITION BY +agent_type, status = 'completed' AND duration_ms IS NOT NULL
+        ORDER BY duration_ms
+    )
+)
+GROUP BY agent_type
+ORDER BY avg_ms IS NULL, avg_ms DESC, agent_type;
+
+-- name: analytics_status_counts
+-- Jobs created in the window, for every status (0 when none); each count is a range
+-- of the covering index jobs_status_created.
+WITH statuses (status) AS (
+    VALUES ('blocked'), ('pending'), ('running'), ('completed'), ('failed'), ('cancelled')
+)
+SELECT status,
+       (SELECT count(*) FROM jobs
+        WHERE jobs.status = statuses.status AND jobs.created_at > :since) AS jobs
+FROM statuses;
+
+-- name: analytics_completed_since
+-- Jobs that completed in the window, by completion time. Without ANALYZE statistics the
+-- planner prefers jobs_status_created (every completed job), so the index is named.
+SELECT count(*) FROM jobs INDEXED BY jobs_completed
+WHERE status = 'completed' AND completed_at > :since;
+
+-- name: analytics_first_created
+SELECT min(created_at) FROM jobs;
+
+-- name: analytics_failed_jobs
+-- The failed-job viewer, newest first; :also is 'cancelled' to list cancelled jobs too.
+-- A cancelled job names the ancestor whose failure cancelled it, with that error.
+SELECT jobs.id, jobs.type, jobs.agent_type, jobs.status, jobs.attempts, jobs.max_attempts,
+       jobs.created_at, jobs.started_at, jobs.completed_at, jobs.duration_ms, jobs.error,
+       jobs.cancelled_by, cause.status AS cause_status, cause.error AS cause_error
+FROM jobs
+LEFT JOIN jobs AS cause ON cause.id = jobs.cancelled_by
+WHERE jobs.status IN ('failed', :also)
+  AND jobs.created_at > :since
+  AND (:type IS NULL OR jobs.type = :type)
+  AND (:agent_type IS NULL OR jobs.agent_type = :agent_type)
+ORDER BY jobs.created_at DESC, jobs.id DESC
+LIMIT :limit;
+
+-- name: analytics_trends
+-- Per time bucket (the first :width characters of created_at: 13 = hour, 10 = day):
+-- jobs, failures and the p95 duration of completed jobs, in one ordered pass.
+SELECT bucket,
+       count(*) AS jobs,
+       sum(status = 'failed') AS failed,
+       max(CASE WHEN rn = (95 * n + 99) / 100 THEN d END) AS p95_ms
+FROM (
+    SELECT substr(created_at, 1, :width) AS bucket, status,
+           CASE WHEN status = 'completed' THEN duration_ms END AS d,
+           row_number() OVER ranked AS rn,
+           count(*) OVER (ranked ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS n
+    FROM jobs
+    WHERE created_at > :since
+    WINDOW ranked AS (
+        PARTITION BY substr(created_at, 1, :width),
+                     status = 'completed' AND duration_ms IS NOT NULL
+        ORDER BY duration_ms
+    )
+)
+GROUP BY bucket
+ORDER BY bucket;
+
+-- name: analytics_outcome_totals
+-- All-time finished jobs per agent type and outcome, with the duration sum of each,
+-- for Prometheus counters. A plain table scan beats walking an index for this.
+SELECT agent_type, status, count(*) AS jobs, total(duration_ms) AS duration_sum
+FROM jobs NOT INDEXED
+WHERE status IN ('completed', 'failed', 'cancelled')
+GROUP BY agent_type, status
+ORDER BY agent_type, status;

@@ -51,3 +51,6 @@ CREATE TABLE job_parents (
 ) WITHOUT ROWID;
 
 CREATE INDEX job_parents_parent ON job_parents (parent_id, job_id);
+
+-- Completions by time, for throughput over a window (analytics).
+CREATE INDEX jobs_completed ON jobs (completed_at) WHERE status = 'completed';
