@@ -1,0 +1,419 @@
+"""``athenactl stats | failed | trends | top | metrics``: looking at what happened.
+
+Figures come from :mod:`athenad.analytics`; this module only parses options and draws
+them (rich tables, unicode bars and sparklines, Prometheus text, a live ``top``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import sys
+import tempfile
+import termios
+import time
+import tty
+from pathlib import Path
+from typing import Any
+
+import click
+from rich import box
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from athenad import analytics
+from athenad.db import connect
+from athenad.paths import read_pid
+from athenad.status import collect_status, worker_processes
+from athenad.timefmt import parse_since, parse_ts, utc_now_text
+
+from .common import fail, handle_errors, home_option, json_option, print_json, resolve_home
+
+SPARKS = "▁▂▃▄▅▆▇█"
+BAR = "█"
+since_help = "Window by creation time: 30m, 1h, 1d, 7d, 2w ... or 'all'."
+
+
+def _open(home: str | None):
+    """A connection to the home's athena.db; a missing database is a clear error."""
+    path = resolve_home(home).db_path
+    if not path.exists():
+        fail(f"there is no athena.db in {path.parent} (pass --home or set ATHENA_HOME).")
+    return connect(path)
+
+
+def _ms(value: float | int | None) -> str:
+    if value is None:
+        return "-"
+    if value < 1000:
+        return f"{value:.0f}ms"
+    return f"{value / 1000:.1f}s" if value < 60_000 else f"{value / 60_000:.1f}m"
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m {seconds % 60:02d}s"
+    if seconds < 86400:
+        return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
+    return f"{seconds // 86400}d {seconds % 86400 // 3600:02d}h"
+
+
+def _ago(timestamp: str | None, now: str) -> str:
+    """'45s ago', '16m ago', '3h ago', '2d ago': the largest unit is enough in a list."""
+    if not timestamp:
+        return "-"
+    seconds = max(int((parse_ts(now) - parse_ts(timestamp)).total_seconds()), 0)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit} ago"
+    return f"{seconds}s ago"
+
+
+def sparkline(values: list[float | int | None]) -> str:
+    """One block character per value, scaled to the largest; None draws a space."""
+    top = max((v for v in values if v), default=0)
+    if not top:
+        return "".join(" " if v is None else SPARKS[0] for v in values)
+    return "".join(
+        " " if v is None else SPARKS[min(int(v / top * (len(SPARKS) - 1) + 0.5), 7)] for v in values
+    )
+
+
+def new_table(title: str) -> Table:
+    """A compact table: narrow borders so 80 columns fit (output piped to a file)."""
+    return Table(
+        title=title,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+
+
+def bar(value: float | int | None, top: float | int, width: int = 24) -> str:
+    if not value or not top:
+        return ""
+    return BAR * max(1, round(value / top * width))
+
+
+# ---- stats ----------------------------------------------------------------------------
+
+
+def stats_tables(figures: dict[str, Any]) -> Group:
+    window = f"since {figures['since']} UTC" if figures["since"] else "all time"
+    agents = new_table(f"agents ({window}), slowest first")
+    agents.add_column("agent type", no_wrap=True)
+    for name in ("jobs", "done", "failed", "cancel", "avg", "min", "max", "p50", "p95"):
+        agents.add_column(name, justify="right", no_wrap=True, min_width=5)
+    for row in figures["by_agent_type"]:
+        agents.add_row(
+            row["agent_type"],
+            *(str(row[key]) for key in ("jobs", "completed", "failed", "cancelled")),
+            *(_ms(row[key]) for key in ("avg_ms", "min_ms", "max_ms", "p50_ms", "p95_ms")),
+        )
+    statuses = new_table("jobs by status")
+    for status in figures["by_status"]:
+        statuses.add_column(status, justify="right")
+    statuses.add_row(*(str(count) for count in figures["by_status"].values()))
+    queue, rate = figures["queue"], figures["throughput"]
+    now = new_table("queue now and throughput")
+    for name in ("blocked", "pending", "running", "oldest pending", "completed", "per minute"):
+        now.add_column(name, justify="right")
+    now.add_row(
+        str(queue["blocked"]),
+        str(queue["pending"]),
+        str(queue["running"]),
+        _age(queue["oldest_pending_age_s"]),
+        f"{rate['completed']} in {_age(rate['window_s'])}",
+        f"{rate['per_minute']:.2f}",
+    )
+    return Group(agents, statuses, now)
+
+
+@click.command("stats")
+@home_option
+@click.option("--since", default="1d", show_default=True, help=since_help)
+@json_option
+@handle_errors
+def stats_command(home: str | None, since: str, as_json: bool) -> None:
+    """Jobs, outcomes and durations per agent type; the queue; throughput."""
+    lower = parse_since(since)
+    figures = analytics.stats(_open(home), since=lower)
+    if as_json:
+        print_json(figures)
+    else:
+        Console().print(stats_tables(figures))
+
+
+# ---- failed ---------------------------------------------------------------------------
+
+
+@click.command("failed")
+@home_option
+@click.option("--since", default="all", show_default=True, help=since_help)
+@click.option("--type", "job_type", default=None, help="Only jobs of this type.")
+@click.option("--agent-type", default=None, help="Only jobs run by this agent type.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1))
+@click.option("--cancelled", is_flag=True, help="List cancelled jobs too, with their cause.")
+@json_option
+@handle_errors
+def failed_command(
+    home: str | None,
+    since: str,
+    job_type: str | None,
+    agent_type: str | None,
+    limit: int,
+    cancelled: bool,
+    as_json: bool,
+) -> None:
+    """Failed jobs, newest first: error, attempts, when. `show ID` prints a traceback."""
+    lower = parse_since(since)
+    rows = analytics.failed_jobs(
+        _open(home),
+        lower,
+        type=job_type,
+        agent_type=agent_type,
+        limit=limit,
+        include_cancelled=cancelled,
+    )
+    if as_json:
+        print_json(rows)
+        return
+    console = Console()
+    if not rows:
+        console.print("no failed jobs" + (f" since {lower} UTC" if lower else "") + ".")
+        return
+    now = utc_now_text()
+    table = new_table("failed jobs, newest first")
+    table.add_column("id", no_wrap=True, min_width=15)
+    table.add_column("type", max_width=18)
+    table.add_column("tries", justify="right", no_wrap=True)
+    table.add_column("when", no_wrap=True)
+    table.add_column("error", min_width=24, ratio=1)
+    for row in rows:
+        kind = (
+            row["type"]
+            if row["type"] == row["agent_type"]
+            else (f"{row['type']} ({row['agent_type']})")
+        )
+        if row["cancelled_by"]:
+            cause = analytics.first_line(row["cause_error"]) or row["cause_status"] or "?"
+            error = Text(f"cancelled by {row['cancelled_by']}: {cause}", style="yellow")
+        elif row["status"] == "cancelled":
+            error = Text(row["error_line"] or "cancelled", style="yellow")
+        else:
+            error = Text(row["error_line"], style="red")
+        table.add_row(
+            row["id"],
+            kind,
+            f"{row['attempts']}/{row['max_attempts']}",
+            _ago(row["completed_at"] or row["created_at"], now),
+            error,
+        )
+    console.print(table)
+    console.print("[dim]athenactl show ID prints the whole traceback.[/dim]")
+
+
+# ---- trends ---------------------------------------------------------------------------
+
+
+def trends_view(buckets: list[dict[str, Any]], bucket: str) -> Group:
+    jobs = [b["jobs"] for b in buckets]
+    failed = [b["failed"] for b in buckets]
+    p95 = [b["p95_ms"] for b in buckets]
+    summary = Table.grid(padding=(0, 2))
+    summary.add_row("jobs", Text(sparkline(jobs), style="cyan"), f"max {max(jobs)}")
+    summary.add_row("failed", Text(sparkline(failed), style="red"), f"max {max(failed)}")
+    top_p95 = max((v for v in p95 if v is not None), default=None)
+    summary.add_row("p95", Text(sparkline(p95), style="magenta"), f"max {_ms(top_p95)}")
+    table = new_table(f"per {bucket}")
+    table.add_column(bucket)
+    table.add_column("jobs", justify="right")
+    table.add_column("")
+    table.add_column("failed", justify="right")
+    table.add_column("p95", justify="right")
+    table.add_column("")
+    for row in buckets:
+        table.add_row(
+            row["bucket"],
+            str(row["jobs"]),
+            Text(bar(row["jobs"], max(jobs)), style="cyan"),
+            Text(str(row["failed"]), style="red" if row["failed"] else ""),
+            _ms(row["p95_ms"]),
+            Text(bar(row["p95_ms"], top_p95 or 0, 16), style="magenta"),
+        )
+    return Group(summary, table)
+
+
+@click.command("trends")
+@home_option
+@click.option("--since", default="7d", show_default=True, help=since_help)
+@click.option(
+    "--bucket",
+    type=click.Choice(["hour", "day", "auto"]),
+    default="auto",
+    show_default=True,
+    help="Bucket size; auto is hour for windows up to 2 days, else day.",
+)
+@json_option
+@handle_errors
+def trends_command(home: str | None, since: str, bucket: str, as_json: bool) -> None:
+    """Jobs, failures and p95 duration per hour or day (by creation time)."""
+    lower = parse_since(since)
+    if bucket == "auto":
+        short = lower is not None and (
+            (parse_ts(utc_now_text()) - parse_ts(lower)).total_seconds() <= 2 * 86400
+        )
+        bucket = "hour" if short else "day"
+    buckets = analytics.trends(_open(home), lower, bucket)
+    if as_json:
+        print_json(buckets)
+    elif not buckets:
+        Console().print("no jobs" + (f" since {lower} UTC" if lower else "") + ".")
+    else:
+        Console().print(trends_view(buckets, bucket))
+
+
+# ---- metrics --------------------------------------------------------------------------
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Temp file in the same directory, fsync, rename: a scraper never sees half a file."""
+    path = path.resolve()
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temp, 0o644)
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise
+
+
+@click.command("metrics")
+@home_option
+@click.option("--window", default="1h", show_default=True, help="Window of the duration quantiles.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write to this file atomically (e.g. node_exporter's textfile directory).",
+)
+@handle_errors
+def metrics_command(home: str | None, window: str, output: Path | None) -> None:
+    """Queue depth, jobs by agent type and outcome, and durations as Prometheus text."""
+    lower = parse_since(window)
+    figures = analytics.metrics(_open(home), lower)
+    pid = read_pid(resolve_home(home))
+    gauges = {
+        "athena_daemon_up": ("1 if the athenad supervisor is running.", int(pid is not None)),
+        "athena_workers": ("Live worker processes.", len(worker_processes(pid)) if pid else 0),
+    }
+    text = analytics.prometheus_text(figures, gauges)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        _write_atomically(output, text)
+
+
+# ---- top ------------------------------------------------------------------------------
+
+
+def top_frame(home: str | None) -> Group:
+    """One screen of ``top``: the daemon, its workers and the queue."""
+    resolved = resolve_home(home)
+    status = collect_status(resolved)
+    now = utc_now_text()
+    queue: dict[str, Any] = dict(status["queue"])
+    queue["oldest_pending_age_s"] = None
+    if resolved.db_path.exists():
+        conn = connect(resolved.db_path)
+        try:
+            queue = analytics.queue_summary(conn, now)
+            done = analytics.throughput(conn, parse_since("1m"), now)["completed"]
+        finally:
+            conn.close()
+    else:
+        done = 0
+    daemon = f"athenad pid {status['pid']}" if status["running"] else "athenad is not running"
+    header = Text.assemble(
+        ("athena top", "bold"), f"  {daemon}  {now[:19]} UTC  ", ("q quits", "dim")
+    )
+    workers = new_table(f"workers ({len(status['workers'])})")
+    for name in ("pid", "rss", "cpu", "job", "runtime", "jobs done"):
+        workers.add_column(name, justify="left" if name == "job" else "right")
+    for worker in status["workers"]:
+        started = worker["job_started_at"]
+        runtime = (parse_ts(now) - parse_ts(started)).total_seconds() if started else None
+        workers.add_row(
+            str(worker["pid"]),
+            f"{worker['rss_bytes'] / 1e6:.1f} MB",
+            f"{worker['cpu_percent']:.0f}%",
+            worker["job"] or Text("idle", style="dim"),
+            _age(runtime) if worker["job"] else "",
+            str(worker["jobs_done"]),
+        )
+    table = new_table("queue")
+    for name in ("blocked", "pending", "running", "oldest pending", "completed last min"):
+        table.add_column(name, justify="right")
+    table.add_row(
+        str(queue["blocked"]),
+        str(queue["pending"]),
+        str(queue["running"]),
+        _age(queue["oldest_pending_age_s"]),
+        str(done),
+    )
+    return Group(header, workers, table)
+
+
+def _read_key(fd: int | None, timeout: float) -> str | None:
+    """A key pressed within ``timeout`` seconds, '' when the terminal went away."""
+    if fd is None:
+        time.sleep(timeout)
+        return None
+    ready, _, _ = select.select([fd], [], [], timeout)
+    if not ready:
+        return None
+    return os.read(fd, 1).decode(errors="replace")
+
+
+@click.command("top")
+@home_option
+@click.option("--interval", default=1.0, show_default=True, type=click.FloatRange(min=0.1))
+@click.option("--once", is_flag=True, help="Print one frame and exit.")
+@handle_errors
+def top_command(home: str | None, interval: float, once: bool) -> None:
+    """A live view of the workers and the queue; q or Ctrl-C quits."""
+    console = Console()
+    if once or not console.is_terminal:
+        console.print(top_frame(home))
+        return
+    fd = sys.stdin.fileno() if sys.stdin.isatty() else None
+    saved = termios.tcgetattr(fd) if fd is not None else None
+    try:
+        if fd is not None:
+            tty.setcbreak(fd)  # single keys without Enter; Ctrl-C still raises
+        with Live(top_frame(home), console=console, screen=True, auto_refresh=False) as live:
+            while True:
+                key = _read_key(fd, interval)
+                if key is not None and key in "qQ":  # '' (terminal gone) quits too
+                    break
+                live.update(top_frame(home), refresh=True)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if saved is not None:
+            termios.tcsetattr(fd, termios.TCSADRAIN, saved)
