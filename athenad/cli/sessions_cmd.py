@@ -23,7 +23,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import click
-import structlog
 
 from athenad import backup as backup_mod
 from athenad.cli.common import fail, handle_errors, home_option, json_option, print_json
@@ -39,13 +38,19 @@ def _manager(home: str | None) -> SessionManager:
     return SessionManager(_resolve_home(home).sessions_dir)
 
 
-def _quiet_logs() -> None:
-    """Keep stdout for output: events go to stderr, warnings and worse only.
+class _Stderr:
+    """Whatever sys.stderr is at the time of writing (it may be swapped, as in tests)."""
 
-    Only when nothing configured structlog yet (its default prints to stdout).
-    """
-    if not structlog.is_configured():
-        configure_logging(sys.stderr, level="warning", json=False)
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+def _quiet_logs() -> None:
+    """Keep stdout for output: events go to stderr, warnings and worse only."""
+    configure_logging(_Stderr(), level="warning", json=False)  # type: ignore[arg-type]
 
 
 def _interactive() -> bool:

@@ -6,12 +6,14 @@ What makes the cache stale, and how each case is noticed cheaply:
   the writer then appends the session id to ``activity.log``. A reader keeps its
   offset in that journal; one ``stat`` tells whether it grew, and only the sessions
   named in the new lines are looked at again.
-* **Files added or removed by other tools** (``cp``, ``rm``, ``git checkout``): they
-  change the directory's mtime; a reader then lists the directory (names only, no
-  per-file ``stat``) and picks up new and vanished files.
-* **A file edited in place by another tool** is noticed when a process first loads
-  the index (every entry is checked by size and mtime then) or on ``reindex``. This
-  is the trade-off that keeps a warm lookup at two ``stat`` calls instead of 10,000.
+* **Files added, removed or replaced by other tools** (``cp``, ``rm``, ``git
+  checkout``, editors that save by rename): they change the directory's mtime; a
+  reader then lists the directory (names and inode numbers, no per-file ``stat``)
+  and re-reads only new, vanished and replaced files.
+* **A file appended to in place by another tool** (``echo >> file``) is noticed
+  when a process first loads the index (every entry is checked by size and mtime
+  then) or on ``reindex``. This is the trade-off that keeps a warm lookup at two
+  ``stat`` calls instead of 10,000.
 
 ``index.json`` is written atomically when a full check found it missing or stale;
 deleting it loses nothing. The journal is dropped and restarted once it passes
@@ -121,6 +123,7 @@ class SessionIndex:
         self.path = directory / INDEX_NAME
         self.journal = directory / JOURNAL_NAME
         self._entries: dict[str, SessionInfo] | None = None
+        self._inodes: dict[str, int] = {}
         self._journal_ino: int | None = None
         self._journal_pos = 0
         self._dir_mtime: int | None = None
@@ -167,12 +170,17 @@ class SessionIndex:
         if grew and not self._consume_journal(journal.st_size):
             self.rebuild(use_cache_file=False)
             return
-        dir_mtime = os.stat(self.dir).st_mtime_ns
+        try:
+            dir_mtime = os.stat(self.dir).st_mtime_ns
+        except FileNotFoundError:  # moved away (a restore) or deleted
+            self.rebuild(use_cache_file=True)
+            return
         if dir_mtime != self._dir_mtime:
             self._sync_names(dir_mtime)
 
     def rebuild(self, *, use_cache_file: bool) -> int:
         """Check every session file by size and mtime; write index.json if it changed."""
+        self.dir.mkdir(parents=True, exist_ok=True)
         self._restart_journal_if_large()
         try:
             journal = os.stat(self.journal)
@@ -184,6 +192,7 @@ class SessionIndex:
         changed = cached is None
         cached = cached or {}
         entries: dict[str, SessionInfo] = {}
+        inodes: dict[str, int] = {}
         with os.scandir(self.dir) as listing:
             for item in listing:
                 match = SESSION_FILE_RE.fullmatch(item.name)
@@ -191,6 +200,7 @@ class SessionIndex:
                     continue
                 try:
                     st = item.stat()
+                    inodes[match.group(1)] = st.st_ino
                     old = cached.get(match.group(1))
                     if old and old.size == st.st_size and old.mtime_ns == st.st_mtime_ns:
                         entries[old.id] = old
@@ -200,7 +210,7 @@ class SessionIndex:
                 except FileNotFoundError:
                     continue
         changed = changed or len(entries) != len(cached)
-        self._entries = entries
+        self._entries, self._inodes = entries, inodes
         self._order = None
         if changed and (use_cache_file or not self.path.exists()) or changed:
             self.save()
@@ -257,28 +267,39 @@ class SessionIndex:
         return True
 
     def _sync_names(self, dir_mtime: int) -> None:
+        """Pick up files added, removed or replaced (new inode) by other tools.
+
+        Names and inode numbers come with the directory listing, so no file is
+        stat'ed unless it is new or was replaced (``cp``, ``git checkout``, editors).
+        """
         self._dir_mtime = dir_mtime  # first, so a change during the listing is seen next time
         assert self._entries is not None
-        names = set()
+        seen = set()
         with os.scandir(self.dir) as listing:
             for item in listing:
                 match = SESSION_FILE_RE.fullmatch(item.name)
-                if match:
-                    names.add(match.group(1))
-        for session_id in names.symmetric_difference(self._entries):
+                if not match:
+                    continue
+                session_id = match.group(1)
+                seen.add(session_id)
+                if self._inodes.get(session_id) != item.inode():
+                    self.update_one(session_id, force=True)
+        for session_id in set(self._entries) - seen:
             self.update_one(session_id)
 
-    def update_one(self, session_id: str) -> None:
+    def update_one(self, session_id: str, *, force: bool = False) -> None:
         """Re-read one session's metadata (or drop it if its file is gone)."""
         assert self._entries is not None
         path = self.dir / f"{session_id}{SUFFIX}"
         old = self._entries.get(session_id)
         try:
             st = os.stat(path)
-            if old and old.size == st.st_size and old.mtime_ns == st.st_mtime_ns:
+            self._inodes[session_id] = st.st_ino
+            if not force and old and old.size == st.st_size and old.mtime_ns == st.st_mtime_ns:
                 return
             info = summarize(path, st)
         except FileNotFoundError:
+            self._inodes.pop(session_id, None)
             if old is not None:
                 del self._entries[session_id]
                 self._forget(old)

@@ -144,3 +144,34 @@ def test_reindex_counts_sessions(sessions_dir):
     for n in range(3):
         make(manager, f"s{n}", None)
     assert manager.reindex() == 3
+
+
+def test_a_file_replaced_by_another_tool_is_re_read(sessions_dir, tmp_path):
+    manager = SessionManager(sessions_dir)
+    session_id = make(manager, "s", "main", messages=1)
+    saved = tmp_path / "saved.jsonl"
+    shutil.copy(manager.path_for(session_id), saved)
+    make(manager, "t", "main")
+    other = SessionManager(sessions_dir)
+    other.add_message(session_id, "user", "two")
+    other.add_message(session_id, "user", "three")
+    assert manager.list_sessions()[0].message_count == 3
+    # A checkout of an older version: a new inode with the old content, as git does.
+    replacement = sessions_dir / "incoming.tmp"
+    shutil.copy(saved, replacement)
+    os.replace(replacement, manager.path_for(session_id))
+    os.utime(sessions_dir, ns=(time.time_ns(), time.time_ns() + 10**9))
+    counts = {s.id: s.message_count for s in manager.list_sessions()}
+    assert counts[session_id] == 1
+
+
+def test_the_folder_moved_away_and_back(sessions_dir, tmp_path):
+    manager = SessionManager(sessions_dir)
+    a = make(manager, "a", "main")
+    assert manager.resume_most_recent_session() == a
+    shutil.move(sessions_dir, tmp_path / "elsewhere")
+    assert manager.resume_most_recent_session() is None
+    shutil.rmtree(sessions_dir)
+    shutil.move(tmp_path / "elsewhere", sessions_dir)
+    os.utime(sessions_dir, ns=(time.time_ns(), time.time_ns() + 10**9))
+    assert manager.resume_most_recent_session() == a
