@@ -286,8 +286,13 @@ def trends_command(home: str | None, since: str, bucket: str, as_json: bool) -> 
 
 
 def _write_atomically(path: Path, text: str) -> None:
-    """Temp file in the same directory, fsync, rename: a scraper never sees half a file."""
+    """Temp file in the same directory, fsync, rename, fsync the directory.
+
+    A scraper reading the file meanwhile sees the old or the new text, never half.
+    """
     path = path.resolve()
+    if not path.parent.is_dir():
+        fail(f"cannot write {path}: the directory {path.parent} does not exist.")
     fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -296,6 +301,11 @@ def _write_atomically(path: Path, text: str) -> None:
             os.fsync(handle.fileno())
         os.chmod(temp, 0o644)
         os.replace(temp, path)
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)

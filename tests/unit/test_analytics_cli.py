@@ -159,7 +159,9 @@ def test_metrics_exposition(busy: Home, tmp_path) -> None:
     target.parent.mkdir()
     assert run(metrics_command, "--home", str(busy.root), "-o", str(target)).exit_code == 0
     assert target.read_text() == result.stdout
-    assert [p.name for p in target.parent.iterdir()] == ["athena.prom"]  # no temp file left
+    assert [p.name for p in target.parent.iterdir()] == ["athena.prom"]
+    missing = run(metrics_command, "--home", str(busy.root), "-o", str(tmp_path / "no" / "m"))
+    assert missing.exit_code == 1 and "does not exist" in missing.stderr  # no temp file left
 
 
 def test_metrics_on_empty_database(home: Home, queue: JobQueue) -> None:
