@@ -58,6 +58,10 @@ EXIT_WAIT_TIMEOUT = 2
 @click.version_option(package_name="athena", prog_name="athenactl")
 def main() -> None:
     """Control Athena: submit agent jobs, follow them, and look at what happened."""
+    from athenad.logs import configure_logging
+
+    # Library log events go to stderr so --json output on stdout stays parseable.
+    configure_logging(sys.stderr, level="warning", json=False)
 
 
 def open_queue(home: str | None) -> JobQueue:
@@ -150,7 +154,7 @@ def submit(
 def _check_session(home, session_id: str) -> None:
     from athenad.sessions import SessionManager
 
-    SessionManager(home.sessions_dir).get_messages(session_id)
+    SessionManager(home.sessions_dir).get_session(session_id)
 
 
 @main.command()

@@ -32,7 +32,8 @@ SET status = 'running',
     lease_expires_at = :lease_expires_at,
     cancel_requested_at = NULL
 WHERE id = (
-    SELECT id FROM jobs
+    -- INDEXED BY: otherwise the planner may pick (status, created_at) and sort.
+    SELECT id FROM jobs INDEXED BY jobs_claim
     WHERE status = 'pending' AND run_after <= :now
     ORDER BY priority DESC, id
     LIMIT 1
