@@ -32,11 +32,22 @@ class JobContext:
         self.session_id = job.session_id
         self.home = worker.home
         self.checkpoint = checkpoint
-        self.log = structlog.get_logger().bind(
-            job_id=job.id, agent=job.agent_type, attempt=job.attempt, worker_pid=worker.pid
-        )
+        self._log = None
         self._job = job
         self._worker = worker
+
+    @property
+    def log(self):
+        """A structlog logger bound to this job (made on first use: most agents never log)."""
+        if self._log is None:
+            job = self._job
+            self._log = structlog.get_logger().bind(
+                job_id=job.id,
+                agent=job.agent_type,
+                attempt=job.attempt,
+                worker_pid=self._worker.pid,
+            )
+        return self._log
 
     @property
     def cancelled(self) -> bool:

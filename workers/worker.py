@@ -194,7 +194,7 @@ class Worker:
         except AthenaError as exc:
             return "error", (exc.message, traceback.format_exc())
         self.control.begin(job)
-        log.info("job_started", job_id=job.id, agent=job.agent_type, attempt=job.attempt)
+        log.debug("job_started", job_id=job.id, agent=job.agent_type, attempt=job.attempt)
         try:
             try:
                 if job.timeout_s:

@@ -324,10 +324,27 @@ def agents(home: str | None, as_json: bool) -> None:
 
 
 def _register_commands() -> None:
+    from athenad.cli.analytics_cmd import (
+        failed_command,
+        metrics_command,
+        stats_command,
+        top_command,
+        trends_command,
+    )
     from athenad.cli.checkpoints_cmd import checkpoints_command
     from athenad.cli.sessions_cmd import backup_command, restore_command, sessions_group
 
-    for command in (sessions_group, backup_command, restore_command, checkpoints_command):
+    for command in (
+        sessions_group,
+        backup_command,
+        restore_command,
+        checkpoints_command,
+        stats_command,
+        failed_command,
+        trends_command,
+        top_command,
+        metrics_command,
+    ):
         main.add_command(command)
 
 
