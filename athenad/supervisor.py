@@ -251,13 +251,22 @@ class Supervisor:
                 path.unlink()
         if expected:
             return
+        if not worker.up and worker.pid == self.replacement:
+            # A reload whose new code cannot start: keep the workers we have.
+            message = self.read_boot_error(worker.pid) or reason
+            log.error("reload_failed", pid=worker.pid, error=message)
+            self.replacement = None
+            self.to_replace = []
+            return
         if not worker.up:
             self.boot_failures += 1
             message = self.read_boot_error(worker.pid) or reason
             log.error(
                 "worker_boot_failed", pid=worker.pid, error=message, failures=self.boot_failures
             )
-            if code == EXIT_BOOT_ERROR or self.boot_failures >= MAX_BOOT_FAILURES:
+            if (
+                code == EXIT_BOOT_ERROR and not self.ready
+            ) or self.boot_failures >= MAX_BOOT_FAILURES:
                 self.fail_boot(f"a worker could not start: {message}")
             return
         now = time.monotonic()

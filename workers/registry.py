@@ -62,6 +62,11 @@ class AgentRegistry:
         self.targets = known_agents(config)
         self._loaded: dict[str, object] = {}
 
+    def preload(self, names) -> None:
+        """Import these agents now, so a broken agent module stops the worker at boot."""
+        for name in names:
+            self.get(name)
+
     def get(self, name: str) -> object:
         if name not in self._loaded:
             target = self.targets.get(name)

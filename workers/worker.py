@@ -99,6 +99,9 @@ class Worker:
         )
         self.control_queue = JobQueue(self.home.db_path, run_dir=self.home.run_dir)
         self.registry = AgentRegistry(self.home, self.config)
+        # The home's own agents are imported now: a typo there is a boot error with a
+        # reason, not a failure of every job later.
+        self.registry.preload(self.config.agents)
         self.wake_socket = bind_wake_socket(self.home.run_dir, f"worker-{self.pid}")
         self.signal_r, self.signal_w = os.pipe()
         os.set_blocking(self.signal_r, False)

@@ -1,0 +1,187 @@
+"""Reloads, recycling, enforced cancellation and timeouts, boot failures, sessions."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import textwrap
+
+import pytest
+
+from athenad.jobs import JobQueue
+from athenad.sessions import SessionManager
+from tests.conftest import cli, cli_json, wait_until
+
+pytestmark = pytest.mark.timeout(90)
+
+AGENTS = textwrap.dedent(
+    """
+    import signal, time
+
+    VERSION = 1
+
+    def version(ctx):
+        return VERSION
+
+    def stubborn(ctx):
+        time.sleep(ctx.payload.get("seconds", 30))
+        return "finished anyway"
+
+    def hung(ctx):
+        # Like a call stuck in C code: no Python-level interrupt can reach it.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM, signal.SIGUSR1})
+        time.sleep(ctx.payload.get("seconds", 60))
+        return "never"
+
+    def chat(ctx):
+        history = ctx.session_messages()
+        ctx.add_message("assistant", f"I saw {len(history)} message(s)")
+        return len(history)
+    """
+)
+
+
+@pytest.fixture
+def agents_home(home):
+    (home.root / "lifeagents.py").write_text(AGENTS)
+    (home.root / "athena.toml").write_text(
+        "[daemon]\ncancel_grace = 1\n\n[agents]\n"
+        + "".join(
+            f'{name} = "lifeagents:{name}"\n' for name in ("version", "stubborn", "hung", "chat")
+        )
+    )
+    return home
+
+
+def submit(home, *args) -> str:
+    done = cli("athenactl", "submit", *args, home=home)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def job(home, job_id):
+    with JobQueue(home.db_path) as queue:
+        return queue.get(job_id)
+
+
+def wait_status(home, job_id, statuses, timeout=30):
+    with JobQueue(home.db_path) as queue:
+        return wait_until(
+            lambda: queue.get(job_id)["status"] in statuses and queue.get(job_id),
+            timeout=timeout,
+            what=f"job {job_id} to be {statuses}",
+        )
+
+
+def run_version(home) -> int:
+    job_id = submit(home, "version")
+    return wait_status(home, job_id, {"completed"})["result"]
+
+
+def test_reload_replaces_workers_without_dropping_jobs(agents_home, daemon_factory):
+    home = agents_home
+    daemon = daemon_factory(workers=2)
+    before = set(daemon.worker_pids())
+    long = submit(home, "stubborn", "--payload", '{"seconds": 2}')
+    wait_status(home, long, {"running"})
+    (home.root / "lifeagents.py").write_text(AGENTS.replace("VERSION = 1", "VERSION = 2"))
+    assert cli("athenad", "reload", home=home).returncode == 0
+    wait_until(
+        lambda: not (set(daemon.worker_pids()) & before) and len(daemon.worker_pids()) == 2,
+        timeout=30,
+        what="every worker to be replaced",
+    )
+    assert wait_status(home, long, {"completed", "failed"})["status"] == "completed"
+    assert run_version(home) == 2
+    assert job(home, long)["interruptions"] == 0
+
+
+def test_reload_with_broken_agent_code_keeps_the_old_workers(agents_home, daemon_factory):
+    home = agents_home
+    daemon = daemon_factory(workers=1)
+    before = daemon.worker_pids()
+    (home.root / "lifeagents.py").write_text("this is not python(\n")
+    os.kill(daemon.proc.pid, signal.SIGHUP)
+    wait_until(lambda: "reload_failed" in daemon.log_text(), timeout=20, what="reload_failed")
+    assert daemon.proc.poll() is None and daemon.worker_pids() == before
+    assert run_version(home) == 1
+
+
+def test_source_watch_reloads_on_change(agents_home, daemon_factory):
+    home = agents_home
+    daemon = daemon_factory(workers=1, extra=("--reload",))
+    before = set(daemon.worker_pids())
+    assert run_version(home) == 1
+    (home.root / "lifeagents.py").write_text(AGENTS.replace("VERSION = 1", "VERSION = 3"))
+    wait_until(
+        lambda: set(daemon.worker_pids()) and not (set(daemon.worker_pids()) & before),
+        timeout=30,
+        what="the worker to be replaced",
+    )
+    assert run_version(home) == 3
+
+
+def test_workers_are_recycled_after_max_jobs(agents_home, daemon_factory):
+    home = agents_home
+    daemon_factory(workers=1, extra=("--max-jobs-per-worker", "2"))
+    ids = [submit(home, "echo", "--payload", str(n)) for n in range(6)]
+    assert cli("athenactl", "wait", *ids, "--timeout", "40", home=home).returncode == 0
+    pids = {job(home, job_id)["worker_pid"] for job_id in ids}
+    assert len(pids) >= 3
+
+
+def test_cancel_is_enforced_after_the_grace_period(agents_home, daemon_factory):
+    home = agents_home
+    daemon_factory(workers=1)
+    job_id = submit(home, "stubborn", "--payload", '{"seconds": 60}')
+    wait_status(home, job_id, {"running"})
+    cli("athenactl", "cancel", job_id, home=home)
+    row = wait_status(home, job_id, {"cancelled", "completed", "failed"}, timeout=15)
+    assert row["status"] == "cancelled"
+
+
+def test_hung_worker_past_its_timeout_is_killed(agents_home, daemon_factory):
+    home = agents_home
+    daemon = daemon_factory(workers=1)
+    job_id = submit(home, "hung", "--payload", '{"seconds": 60}', "--timeout", "0.5")
+    running = wait_status(home, job_id, {"running"})
+    row = wait_status(home, job_id, {"failed"}, timeout=20)
+    assert "timed out after 0.5 s" in row["error"]
+    wait_until(
+        lambda: running["worker_pid"] not in daemon.worker_pids(),
+        timeout=10,
+        what="the hung worker to be replaced",
+    )
+    assert run_version(home) == 1  # the daemon carries on with a fresh worker
+
+
+def test_broken_agent_module_stops_start_with_the_reason(home):
+    (home.root / "athena.toml").write_text('[agents]\nbad = "no_such_module:run"\n')
+    result = cli("athenad", "start", "--workers", "1", home=home)
+    assert result.returncode != 0
+    assert "no_such_module" in result.stderr
+    assert cli_json("athenad", "status", home=home)["running"] is False
+
+
+def test_job_with_a_session_reads_and_writes_the_conversation(agents_home, daemon_factory):
+    home = agents_home
+    sessions = SessionManager(home.sessions_dir)
+    session_id = sessions.create_session(name="review")
+    sessions.add_message(session_id, "user", "Review PR #123")
+    daemon_factory(workers=1)
+    job_id = submit(home, "chat", "--session", session_id)
+    assert wait_status(home, job_id, {"completed"})["result"] == 1
+    messages = SessionManager(home.sessions_dir).get_messages(session_id)
+    assert [m.content for m in messages] == ["Review PR #123", "I saw 1 message(s)"]
+    unknown = cli("athenactl", "submit", "chat", "--session", "session-nope", home=home)
+    assert unknown.returncode != 0 and "session" in unknown.stderr
+
+
+def test_status_json_after_stop(agents_home, daemon_factory):
+    home = agents_home
+    daemon_factory(workers=1)
+    report = cli_json("athenad", "status", home=home)
+    assert report["running"] and len(report["workers"]) == 1
+    assert cli("athenad", "stop", home=home).returncode == 0
+    assert json.loads(cli("athenad", "status", "--json", home=home).stdout)["running"] is False
