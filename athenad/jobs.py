@@ -450,6 +450,14 @@ class JobQueue:
             if self.conn.changes() != 1:
                 self._refuse_stale(job_id, fence)
 
+    def record_resume(self, job_id: str, fence: int, resumed_from: int, note: str | None) -> None:
+        """Note where this run started (0 = from scratch) and why, on the job's row."""
+        with self._tx():
+            self.conn.execute(
+                Q["record_resume"],
+                {"id": job_id, "fence": fence, "resumed_from": resumed_from, "note": note},
+            )
+
     # ---- the user's side --------------------------------------------------------------
 
     def cancel(self, job_id: str) -> str:

@@ -276,11 +276,21 @@ class Worker:
     def load_checkpoint(self, job: ClaimedJob) -> Any:
         if job.checkpoint_iteration is None:
             return None
-        checkpoint = self.checkpoints.load_latest(job.id, at_most=job.checkpoint_iteration)
+        recorded = job.checkpoint_iteration
+        checkpoint = self.checkpoints.load_latest(job.id, at_most=recorded)
+        note = None
         if checkpoint is None:
-            log.warning("checkpoint_none_valid", job_id=job.id, recorded=job.checkpoint_iteration)
+            note = f"no valid checkpoint (iteration {recorded} was recorded); started from scratch"
+            log.warning("checkpoint_none_valid", job_id=job.id, recorded=recorded)
         else:
+            if checkpoint.iteration != recorded:
+                note = (
+                    f"checkpoint of iteration {recorded} was not valid; "
+                    f"resumed from iteration {checkpoint.iteration}"
+                )
             log.info("job_resumed", job_id=job.id, iteration=checkpoint.iteration)
+        resumed_from = checkpoint.iteration if checkpoint else 0
+        self.queue.record_resume(job.id, job.fence, resumed_from, note)
         return checkpoint
 
     # ---- the control thread -----------------------------------------------------------

@@ -46,6 +46,8 @@ SHOW_KEYS = (
     "interruptions",
     "cancelled_by",
     "checkpoint_iteration",
+    "resumed_from",
+    "checkpoint_note",
     "session_id",
     "timeout_s",
     "traceback",

@@ -200,6 +200,11 @@ SELECT fence, status, cancel_requested_at FROM jobs WHERE id = :id;
 UPDATE jobs SET checkpoint_iteration = :iteration
 WHERE id = :id AND fence = :fence AND status = 'running';
 
+-- name: record_resume
+-- Where this run started: the checkpoint iteration resumed from, or 0 and a note.
+UPDATE jobs SET resumed_from = :resumed_from, checkpoint_note = :note
+WHERE id = :id AND fence = :fence AND status = 'running';
+
 -- name: get_job
 SELECT * FROM jobs WHERE id = :id;
 

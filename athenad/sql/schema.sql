@@ -33,7 +33,9 @@ CREATE TABLE jobs (
     lease_expires_at     TEXT,
     fence                INTEGER NOT NULL DEFAULT 0,
     checkpoint_iteration INTEGER,
-    session_id           TEXT
+    session_id           TEXT,
+    resumed_from         INTEGER,
+    checkpoint_note      TEXT
 );
 
 -- The claim: ready jobs by priority, then age (ids sort by creation).

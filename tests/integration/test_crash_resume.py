@@ -155,6 +155,7 @@ def test_corrupt_newest_checkpoint_falls_back_to_the_previous(
     assert row["status"] == "completed" and row["result"] == {"acc": sum(range(1, 11))}
     # Iteration 5's file is corrupt, so the job resumes after iteration 4.
     assert [i for _pid, i in ledger_entries(ledger)] == list(range(5, 11))
+    assert row["resumed_from"] == 4 and "iteration 5 was not valid" in row["checkpoint_note"]
 
 
 def test_all_checkpoints_corrupt_restarts_from_scratch(agents_home, daemon_factory, tmp_path):
@@ -173,6 +174,7 @@ def test_all_checkpoints_corrupt_restarts_from_scratch(agents_home, daemon_facto
     row = finished(home, job)
     assert row["status"] == "completed" and row["result"] == {"acc": sum(range(1, 7))}
     assert [i for _pid, i in ledger_entries(ledger)] == list(range(1, 7))
+    assert row["resumed_from"] == 0 and "started from scratch" in row["checkpoint_note"]
 
 
 def test_base_agent_resumes_after_graceful_stop(agents_home, daemon_factory, tmp_path):

@@ -14,16 +14,25 @@ from athenad.migrations import current_version, latest_version
 from athenad.queries import QUERIES, parse_queries
 
 
-def schema_of(conn: apsw.Connection) -> list[tuple]:
-    return sorted(
-        conn.execute(
-            "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"
-        ).fetchall()
-    )
+def schema_of(conn: apsw.Connection) -> dict:
+    """Tables' columns and foreign keys, and every index's SQL, for comparing databases.
 
-
-def normalise(rows: list[tuple]) -> list[tuple]:
-    return [(t, n, tb, " ".join((sql or "").split())) for t, n, tb, sql in rows]
+    ALTER TABLE rewrites a table's CREATE text, so tables are compared by structure.
+    """
+    shape: dict = {}
+    objects = conn.execute(
+        "SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name"
+    ).fetchall()
+    for kind, name, sql in objects:
+        if kind == "table":
+            shape[name] = (
+                conn.execute(f"PRAGMA table_xinfo({name})").fetchall(),
+                conn.execute(f"PRAGMA foreign_key_list({name})").fetchall(),
+                "WITHOUT ROWID" in sql,
+            )
+        else:
+            shape[name] = (kind, " ".join((sql or "").split()))
+    return shape
 
 
 def test_migrations_build_exactly_the_schema(tmp_path):
@@ -31,7 +40,7 @@ def test_migrations_build_exactly_the_schema(tmp_path):
     assert current_version(migrated) == latest_version()
     fresh = apsw.Connection(str(tmp_path / "fresh.db"))
     fresh.execute(db.schema_sql())
-    assert normalise(schema_of(migrated)) == normalise(schema_of(fresh))
+    assert schema_of(migrated) == schema_of(fresh)
 
 
 def test_connection_pragmas(tmp_path):
