@@ -34,9 +34,19 @@ from athenad.timefmt import parse_ts  # noqa: E402
 
 def start_daemon(home: Path, workers: int) -> int:
     done = subprocess.run(
-        [sys.executable, "-m", "athenad.cli.daemon", "start", "--home", str(home),
-         "--workers", str(workers)],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-m",
+            "athenad.cli.daemon",
+            "start",
+            "--home",
+            str(home),
+            "--workers",
+            str(workers),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return int(done.stdout.strip())
 
@@ -44,7 +54,8 @@ def start_daemon(home: Path, workers: int) -> int:
 def stop_daemon(home: Path) -> None:
     subprocess.run(
         [sys.executable, "-m", "athenad.cli.daemon", "stop", "--home", str(home)],
-        capture_output=True, check=True,
+        capture_output=True,
+        check=True,
     )
 
 
@@ -75,7 +86,9 @@ def submit_to_start(queue: JobQueue, samples: int) -> list[float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--jobs", type=int, default=5000)
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--workers", type=int, default=2)
@@ -100,10 +113,14 @@ def main() -> None:
             stop_daemon(home.root)
     quantiles = statistics.quantiles(latencies, n=100)
     print(f"raw SQLite ceiling (2 procs, shared txn) {ceiling:10,.0f} jobs/s")
-    print(f"daemon enqueue+drain of {args.jobs} no-op jobs {rate:10,.0f} jobs/s"
-          f"   target 5,000 (x{rate / 5000:.2f}), goal 10,000; {rate / ceiling:.0%} of the ceiling")
-    print(f"idle submit-to-start p50               {statistics.median(latencies):10.2f} ms"
-          f"   target 10 ms, goal 5 ms")
+    print(
+        f"daemon enqueue+drain of {args.jobs} no-op jobs {rate:10,.0f} jobs/s"
+        f"   target 5,000 (x{rate / 5000:.2f}), goal 10,000; {rate / ceiling:.0%} of the ceiling"
+    )
+    print(
+        f"idle submit-to-start p50               {statistics.median(latencies):10.2f} ms"
+        f"   target 10 ms, goal 5 ms"
+    )
     print(f"idle submit-to-start p99               {quantiles[98]:10.2f} ms")
     print(f"RSS supervisor                         {rss_supervisor:10.1f} MiB")
     print(f"RSS idle worker                        {rss_worker:10.1f} MiB")

@@ -74,7 +74,7 @@ class Daemon:
         self, home: Home, workers: int = 2, extra: tuple[str, ...] = (), env: dict | None = None
     ) -> None:
         self.home = home
-        self.log = open(home.state_dir / "test-daemon.log", "ab")
+        self.log = open(home.state_dir / "test-daemon.log", "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [
                 sys.executable,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import click
@@ -76,7 +77,7 @@ def read_payload(payload: str | None, payload_file: str | None) -> Any:
         raise InvalidInput("give either --payload or --payload-file, not both.")
     if payload_file is not None:
         try:
-            text = sys.stdin.read() if payload_file == "-" else open(payload_file).read()
+            text = sys.stdin.read() if payload_file == "-" else Path(payload_file).read_text()
         except OSError as exc:
             raise InvalidInput(
                 f"cannot read payload file {payload_file}: {exc.strerror}."
@@ -168,7 +169,7 @@ def _check_session(home, session_id: str) -> None:
 @home_option
 @handle_errors
 def wait(job_ids: tuple[str, ...], timeout: float | None, as_json: bool, home: str | None) -> None:
-    """Wait for jobs: exit 0 when all completed, 1 when any failed or was cancelled, 2 on timeout."""
+    """Wait for jobs: exit 0 if all completed, 1 if any failed or was cancelled, 2 on timeout."""
     with open_queue(home) as queue:
         code = _wait(queue, list(job_ids), timeout, quiet=as_json)
         if as_json:
@@ -269,9 +270,13 @@ def print_jobs_table(rows: list[dict[str, Any]], title: str | None = None) -> No
     from rich.table import Table
 
     colours = {"completed": "green", "failed": "red", "cancelled": "yellow", "running": "cyan"}
-    table = Table(
-        "id", "type", "status", "prio", "try", "created", "duration", "error", title=title
-    )
+    table = Table(title=title)
+    table.add_column("id", no_wrap=True, min_width=15)
+    for name in ("type", "status", "prio", "try"):
+        table.add_column(name)
+    table.add_column("created (UTC)", no_wrap=True)
+    table.add_column("duration", no_wrap=True)
+    table.add_column("error")
     for row in rows:
         colour = colours.get(row["status"], "white")
         duration = f"{row['duration_ms'] / 1000:.2f} s" if row["duration_ms"] is not None else "-"
@@ -282,7 +287,7 @@ def print_jobs_table(rows: list[dict[str, Any]], title: str | None = None) -> No
             f"[{colour}]{row['status']}[/]",
             str(row["priority"]),
             f"{row['attempts']}/{row['max_attempts']}",
-            row["created_at"],
+            row["created_at"][:19],
             duration,
             error,
         )

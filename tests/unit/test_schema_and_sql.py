@@ -80,7 +80,8 @@ def seeded(tmp_path):
     queue.fail(job.id, job.fence, "tests failed")
     queue.conn.execute("UPDATE jobs SET duration_ms = 1200 WHERE agent_type = 'explore'")
     queue.conn.execute(
-        "UPDATE jobs SET duration_ms = 300 WHERE agent_type = 'test-runner' AND duration_ms IS NOT NULL"
+        "UPDATE jobs SET duration_ms = 300"
+        " WHERE agent_type = 'test-runner' AND duration_ms IS NOT NULL"
     )
     queue.close()
     return path, parent, children
