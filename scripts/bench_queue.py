@@ -201,7 +201,7 @@ def submit_time(path: Path, batch: int, rounds: int) -> float:
 
 def row(name: str, value: float, unit: str, target: str = "", ratio: float | None = None) -> None:
     """One figure; with a target, the ratio figure/target and whether it is met."""
-    shown = f"{value:>12,.1f}" if value >= 100 else f"{value:>12.3f}"
+    shown = f"{value:>12,.1f}" if value >= 100 or unit == "%" else f"{value:>12.3f}"
     line = f"{name:<40} {shown} {unit:<6}"
     if ratio is not None:
         # Throughput targets are floors; the others are ceilings.
