@@ -62,8 +62,9 @@ UPDATE jobs
 SET pending_parents = pending_parents - 1,
     status = CASE WHEN pending_parents <= 1 THEN 'pending' ELSE status END,
     run_after = CASE WHEN pending_parents <= 1 THEN :now ELSE run_after END
-WHERE status = 'blocked'
-  AND id IN (SELECT job_id FROM job_parents WHERE parent_id = :id)
+-- '+status': find the children by id; an index on status would visit every blocked job.
+WHERE id IN (SELECT job_id FROM job_parents WHERE parent_id = :id)
+  AND +status = 'blocked'
 RETURNING id, status;
 
 -- name: running_job
@@ -106,7 +107,7 @@ SET status = 'cancelled',
     cancelled_by = :root,
     error = :error,
     completed_at = :now
-WHERE status IN ('blocked', 'pending') AND id IN (SELECT id FROM descendants)
+WHERE id IN (SELECT id FROM descendants) AND +status IN ('blocked', 'pending')
 RETURNING id;
 
 -- name: cancel_waiting_job
