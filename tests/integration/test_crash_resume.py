@@ -196,3 +196,29 @@ def test_base_agent_resumes_after_graceful_stop(agents_home, daemon_factory, tmp
     iterations = [i for _pid, i in ledger_entries(ledger)]
     assert sorted(set(iterations)) == list(range(1, 61))
     assert iterations.count(saved_at + 1) == 1  # the stop saved exactly where it was
+
+
+def test_repeated_kills_at_random_points_give_the_uninterrupted_result(
+    agents_home, daemon_factory, tmp_path
+):
+    import random
+
+    home = agents_home
+    daemon_factory(workers=2)
+    ledger = tmp_path / "ledger.txt"
+    job = submit(home, "ledger", {"ledger": str(ledger), "iterations": 60, "delay": 0.02})
+    rng = random.Random(20261126)
+    for target in sorted(rng.sample(range(5, 50), 3)):
+        wait_for_iteration(ledger, target)
+        with JobQueue(home.db_path) as queue:
+            row = queue.get(job)
+        if row["status"] == "running":
+            os.kill(row["worker_pid"], signal.SIGKILL)
+    row = finished(home, job)
+    assert row["status"] == "completed"
+    assert row["result"] == {"acc": sum(range(1, 61))}  # what an uninterrupted run returns
+    iterations = [i for _pid, i in ledger_entries(ledger)]
+    assert sorted(set(iterations)) == list(range(1, 61))
+    # Each kill may redo at most the iteration that was in flight.
+    assert len(iterations) - 60 <= 3
+    assert row["interruptions"] <= 3 and row["attempts"] == 1
