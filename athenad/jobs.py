@@ -646,28 +646,40 @@ class JobQueue:
         Raises :class:`JobFailed` naming each job that failed or was cancelled, and
         :class:`WaitTimeout` after ``timeout`` seconds.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        delay = 0.005
-        while True:
-            done, states = self.poll_finished(job_ids)
-            if done:
-                return self._results(job_ids, states)
-            if deadline is not None and time.monotonic() >= deadline:
-                raise self._timeout_error(job_ids, states, timeout)
-            await asyncio.sleep(delay)
-            delay = min(delay * 1.5, 0.2)
+        steps = self.wait_steps(job_ids, timeout)
+        try:
+            while True:
+                delay, _states = next(steps)
+                await asyncio.sleep(delay)
+        except StopIteration as finished:
+            return self._results(job_ids, finished.value)
 
     def wait(self, job_ids: Sequence[str], timeout: float | None = None) -> list[Any]:
         """The blocking twin of :meth:`wait_for_jobs`."""
+        steps = self.wait_steps(job_ids, timeout)
+        try:
+            while True:
+                delay, _states = next(steps)
+                time.sleep(delay)
+        except StopIteration as finished:
+            return self._results(job_ids, finished.value)
+
+    def wait_steps(self, job_ids: Sequence[str], timeout: float | None = None):
+        """Poll until every job finished, for sync and async waiters alike.
+
+        Yields ``(seconds to sleep, states so far)``; returns the final states. Polls
+        start at 5 ms and back off to 200 ms, so a long wait costs next to nothing.
+        Raises :class:`WaitTimeout` after ``timeout`` seconds.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
         delay = 0.005
         while True:
             done, states = self.poll_finished(job_ids)
             if done:
-                return self._results(job_ids, states)
+                return states
             if deadline is not None and time.monotonic() >= deadline:
                 raise self._timeout_error(job_ids, states, timeout)
-            time.sleep(delay)
+            yield delay, states
             delay = min(delay * 1.5, 0.2)
 
     def poll_finished(self, job_ids: Sequence[str]) -> tuple[bool, dict[str, tuple]]:

@@ -23,7 +23,7 @@ from athenad.cli.common import (
     resolve_home,
 )
 from athenad.config import load_config
-from athenad.errors import InvalidInput
+from athenad.errors import InvalidInput, WaitTimeout
 from athenad.jobs import FINISHED, STATUSES, JobQueue
 from workers.registry import known_agents
 
@@ -178,8 +178,6 @@ def wait(job_ids: tuple[str, ...], timeout: float | None, as_json: bool, home: s
 
 
 def _wait(queue: JobQueue, job_ids: list[str], timeout: float | None, *, quiet: bool) -> int:
-    deadline = None if timeout is None else time.monotonic() + timeout
-    _done, states = queue.poll_finished(job_ids)  # unknown ids fail here, at once
     progress = None
     if sys.stderr.isatty() and not quiet:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -189,25 +187,19 @@ def _wait(queue: JobQueue, job_ids: list[str], timeout: float | None, *, quiet: 
         )
         task = progress.add_task("jobs", total=len(job_ids))
         progress.start()
-    delay = 0.01
+    steps = queue.wait_steps(job_ids, timeout)
     try:
         while True:
-            done, states = queue.poll_finished(job_ids)
-            finished = sum(1 for state in states.values() if state[0] in FINISHED)
+            delay, states = next(steps)
             if progress is not None:
+                finished = sum(1 for state in states.values() if state[0] in FINISHED)
                 progress.update(task, completed=finished)
-            if done:
-                break
-            if deadline is not None and time.monotonic() >= deadline:
-                waiting = [j for j in job_ids if states[j][0] not in FINISHED]
-                click.echo(
-                    f"error: timed out after {timeout:g} s; {len(waiting)} of {len(job_ids)} "
-                    f"jobs unfinished (first: {waiting[0]}, {states[waiting[0]][0]}).",
-                    err=True,
-                )
-                return EXIT_WAIT_TIMEOUT
             time.sleep(delay)
-            delay = min(delay * 1.5, 0.25)
+    except StopIteration as done:
+        states = done.value
+    except WaitTimeout as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        return EXIT_WAIT_TIMEOUT
     finally:
         if progress is not None:
             progress.stop()
