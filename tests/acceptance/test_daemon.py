@@ -248,3 +248,20 @@ def test_boot_failure_stops_the_daemon_with_the_reason(home):
     result = cli("athenad", "start", home=home)
     assert result.returncode != 0
     assert "athena.toml" in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_everything_but_execution_works_while_the_daemon_is_stopped(home):
+    job = submit(home, "echo", "--payload", '{"n": 1}', "--priority", "3")
+    child = submit(home, "echo", "--after", job)
+    waited = cli("athenactl", "wait", job, "--timeout", "0.3", home=home)
+    assert waited.returncode == 2 and "still unfinished" in waited.stderr
+    listed = cli_json("athenactl", "jobs", "--status", "pending", home=home)
+    assert [j["id"] for j in listed] == [job]
+    shown = show(home, child)
+    assert shown["status"] == "blocked" and shown["parents"] == [job]
+    assert cli("athenactl", "cancel", job, home=home).returncode == 0
+    assert show(home, child)["status"] == "cancelled"
+    assert cli("athenactl", "retry", job, home=home).returncode == 0
+    assert show(home, child)["status"] == "blocked"
+    again = cli("athenactl", "retry", job, home=home)
+    assert again.returncode == 1 and "only failed or cancelled" in again.stderr
