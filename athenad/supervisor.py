@@ -24,7 +24,7 @@ import psutil
 import structlog
 
 from athenad.config import Config, apply_overrides, load_config
-from athenad.errors import AthenaError, DaemonError
+from athenad.errors import AthenaError, DaemonError, DatabaseBusy
 from athenad.jobs import JobQueue
 from athenad.notify import SystemdNotifier
 from athenad.paths import Home
@@ -112,7 +112,11 @@ class Supervisor:
             )
             self.boot_started = time.monotonic()
             while True:
-                self.step()
+                try:
+                    self.step()
+                except DatabaseBusy as exc:
+                    # Someone holds athena.db's write lock (a long backup, say): wait it out.
+                    log.warning("database_busy", error=exc.message)
                 if self.stopping and not self.workers:
                     break
         except AthenaError as exc:

@@ -25,7 +25,7 @@ import psutil
 import structlog
 
 from athenad.config import Config, apply_overrides, load_config
-from athenad.errors import AthenaError, StaleFence
+from athenad.errors import AthenaError, DatabaseBusy, InvalidInput, StaleFence
 from athenad.jobs import ClaimedJob, JobQueue
 from athenad.paths import Home
 from athenad.status import WorkerHeartbeat, heartbeat_path
@@ -161,7 +161,13 @@ class Worker:
         job: ClaimedJob | None = None
         while not self.stopping:
             if job is None:
-                job = self.queue.claim(self.worker_id, self.pid, lease_s=self.config.daemon.lease)
+                try:
+                    job = self.queue.claim(
+                        self.worker_id, self.pid, lease_s=self.config.daemon.lease
+                    )
+                except DatabaseBusy as exc:
+                    log.warning("database_busy", error=exc.message)
+                    continue
                 if job is None:
                     self.idle_wait()
                     continue
@@ -170,7 +176,7 @@ class Worker:
             recycle = (max_jobs and self.jobs_done >= max_jobs) or (
                 memory_limit and self.process.memory_info().rss > memory_limit
             )
-            job = self.report(job, outcome, claim_next=not (recycle or self.stopping))
+            job = self.report_until_stored(job, outcome, claim_next=not (recycle or self.stopping))
             if recycle:
                 log.info("worker_recycling", jobs_done=self.jobs_done)
                 break
@@ -222,6 +228,16 @@ class Worker:
                 return "cancelled", None
             return "error", (f"{type(exc).__name__}: {exc}", traceback.format_exc())
 
+    def report_until_stored(
+        self, job: ClaimedJob, outcome: tuple[str, Any], *, claim_next: bool
+    ) -> ClaimedJob | None:
+        """Report the outcome, waiting out a database that stays locked: work is never dropped."""
+        while True:
+            try:
+                return self.report(job, outcome, claim_next=claim_next)
+            except DatabaseBusy as exc:
+                log.warning("database_busy", job_id=job.id, error=exc.message)
+
     def report(
         self, job: ClaimedJob, outcome: tuple[str, Any], *, claim_next: bool
     ) -> ClaimedJob | None:
@@ -243,7 +259,7 @@ class Worker:
                     else:
                         queue.complete(job.id, job.fence, detail)
                         nxt = None
-                except AthenaError as exc:  # the result cannot be stored as JSON
+                except InvalidInput as exc:  # the result cannot be stored as JSON
                     queue.fail(job.id, job.fence, exc.message, retryable=False)
                     log.warning("job_failed", job_id=job.id, error=exc.message)
                     return None

@@ -34,6 +34,9 @@ AGENTS = textwrap.dedent(
         time.sleep(ctx.payload.get("seconds", 60))
         return "never"
 
+    def opaque(ctx):
+        return object()
+
     def chat(ctx):
         history = ctx.session_messages()
         ctx.add_message("assistant", f"I saw {len(history)} message(s)")
@@ -48,7 +51,8 @@ def agents_home(home):
     (home.root / "athena.toml").write_text(
         "[daemon]\ncancel_grace = 1\n\n[agents]\n"
         + "".join(
-            f'{name} = "lifeagents:{name}"\n' for name in ("version", "stubborn", "hung", "chat")
+            f'{name} = "lifeagents:{name}"\n'
+            for name in ("version", "stubborn", "hung", "chat", "opaque")
         )
     )
     return home
@@ -185,3 +189,12 @@ def test_status_json_after_stop(agents_home, daemon_factory):
     assert report["running"] and len(report["workers"]) == 1
     assert cli("athenad", "stop", home=home).returncode == 0
     assert json.loads(cli("athenad", "status", "--json", home=home).stdout)["running"] is False
+
+
+def test_result_that_is_not_json_fails_the_job_clearly(agents_home, daemon_factory):
+    home = agents_home
+    daemon_factory(workers=1)
+    job_id = submit(home, "opaque")
+    row = wait_status(home, job_id, {"failed", "completed"})
+    assert row["status"] == "failed" and "cannot be encoded as JSON" in row["error"]
+    assert run_version(home) == 1
