@@ -37,5 +37,15 @@ def configure_logging(
     )
 
 
+def ensure_default_logging() -> None:
+    """Unless the program configured structlog itself, log warnings and up to stderr.
+
+    structlog's own default prints every level to stdout, which would mix library
+    events into a program's output.
+    """
+    if not structlog.is_configured():
+        configure_logging(sys.stderr, level="warning", json=False)
+
+
 def get_logger(**context: object) -> structlog.stdlib.BoundLogger:
     return structlog.get_logger().bind(**context)

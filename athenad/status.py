@@ -7,6 +7,8 @@ they claim or finish a job; process figures come from psutil.
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 from typing import Any
 
 import msgspec
@@ -29,6 +31,30 @@ class WorkerHeartbeat(msgspec.Struct):
 
 def heartbeat_path(home: Home, pid: int):
     return home.run_dir / f"worker-{pid}.json"
+
+
+def child_groups_path(home: Home, pid: int):
+    """Process groups a worker's jobs started (one per line), killed if the worker dies."""
+    return home.run_dir / f"worker-{pid}.pgroups"
+
+
+def kill_child_groups(home: Home, pid: int) -> list[int]:
+    """SIGKILL the process groups a dead worker left behind; returns those signalled."""
+    path = child_groups_path(home, pid)
+    try:
+        groups = [int(line) for line in path.read_text().split() if line.isdigit()]
+    except FileNotFoundError:
+        return []
+    killed = []
+    for pgid in groups:
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+            killed.append(pgid)
+        except (ProcessLookupError, PermissionError):
+            pass
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    return killed
 
 
 def read_heartbeat(home: Home, pid: int) -> WorkerHeartbeat | None:

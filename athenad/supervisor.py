@@ -28,7 +28,7 @@ from athenad.errors import AthenaError, DaemonError, DatabaseBusy
 from athenad.jobs import JobQueue
 from athenad.notify import SystemdNotifier
 from athenad.paths import Home
-from athenad.status import heartbeat_path
+from athenad.status import heartbeat_path, kill_child_groups
 from athenad.timefmt import parse_ts
 
 TICK_S = 0.25
@@ -246,6 +246,9 @@ class Supervisor:
         (log.info if expected and code == 0 else log.warning)(
             "worker_exited", pid=worker.pid, code=code
         )
+        left = kill_child_groups(self.home, worker.pid)
+        if left:
+            log.info("worker_children_killed", pid=worker.pid, process_groups=left)
         self.rescue_jobs_of(worker.pid, reason, count=not (expected or worker.killed_by_drain))
         for path in (
             heartbeat_path(self.home, worker.pid),
@@ -362,6 +365,8 @@ class Supervisor:
             ours = self.workers.get(pid)
             if ours is None:
                 if not self.is_worker_alive(pid):
+                    if pid is not None:
+                        kill_child_groups(self.home, pid)
                     status = self.queue.rescue(
                         job["id"], job["fence"], reason=f"worker {pid} is gone"
                     )

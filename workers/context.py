@@ -89,6 +89,15 @@ class JobContext:
         self.log.debug("checkpoint_saved", iteration=iteration)
         return True
 
+    # ---- child processes -------------------------------------------------------------
+
+    def track_process_group(self, pgid: int) -> None:
+        """Note a process group this job started, so it is killed if the worker dies."""
+        self._worker.track_process_group(pgid)
+
+    def untrack_process_group(self, pgid: int) -> None:
+        self._worker.untrack_process_group(pgid)
+
     # ---- sessions (when the job was submitted with one) ---------------------------------
 
     def _sessions(self):

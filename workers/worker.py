@@ -28,7 +28,7 @@ from athenad.config import Config, apply_overrides, load_config
 from athenad.errors import AthenaError, DatabaseBusy, InvalidInput, StaleFence
 from athenad.jobs import ClaimedJob, JobQueue
 from athenad.paths import Home
-from athenad.status import WorkerHeartbeat, heartbeat_path
+from athenad.status import WorkerHeartbeat, child_groups_path, heartbeat_path
 from athenad.timefmt import utc_now_text
 from athenad.wake import bind_wake_socket, drain
 from workers.context import JobContext
@@ -85,6 +85,7 @@ class Worker:
         self._checkpoints = None
         self._sessions = None
         self._heartbeat_written: tuple | None = None
+        self.child_groups: set[int] = set()
         self._main_thread = threading.main_thread().ident
 
     # ---- boot -------------------------------------------------------------------------
@@ -354,6 +355,21 @@ class Worker:
             self.control.cancel_seen_at = now  # once per grace period
             self.interrupt_agent(Cancelled())
 
+    def track_process_group(self, pgid: int) -> None:
+        """Record a job's child process group where the supervisor finds it if we die."""
+        self.child_groups.add(pgid)
+        self._write_child_groups()
+
+    def untrack_process_group(self, pgid: int) -> None:
+        self.child_groups.discard(pgid)
+        self._write_child_groups()
+
+    def _write_child_groups(self) -> None:
+        path = child_groups_path(self.home, self.pid)
+        tmp = path.with_suffix(".tmp-groups")
+        tmp.write_text("".join(f"{pgid}\n" for pgid in sorted(self.child_groups)))
+        os.replace(tmp, path)
+
     def write_heartbeat(self, *, force: bool = False) -> None:
         """Rewrite the heartbeat file when something changed (atomically)."""
         job = self.control.job
@@ -376,6 +392,7 @@ class Worker:
     def shutdown(self) -> None:
         for path in (
             heartbeat_path(self.home, self.pid),
+            child_groups_path(self.home, self.pid),
             self.home.run_dir / f"worker-{self.pid}.wake",
         ):
             with contextlib.suppress(FileNotFoundError):

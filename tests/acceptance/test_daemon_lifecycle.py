@@ -198,3 +198,36 @@ def test_result_that_is_not_json_fails_the_job_clearly(agents_home, daemon_facto
     row = wait_status(home, job_id, {"failed", "completed"})
     assert row["status"] == "failed" and "cannot be encoded as JSON" in row["error"]
     assert run_version(home) == 1
+
+
+def test_shell_command_dies_with_its_worker_and_on_cancel(agents_home, daemon_factory):
+    import psutil
+
+    home = agents_home
+    daemon_factory(workers=2)
+
+    def commands(marker: str) -> list[psutil.Process]:
+        found = []
+        for process in psutil.process_iter(["cmdline"]):
+            if marker in " ".join(process.info["cmdline"] or []):
+                found.append(process)
+        return found
+
+    job_id = submit(home, "shell", "--payload", '{"cmd": "sleep 31.25"}')
+    running = wait_status(home, job_id, {"running"})
+    wait_until(lambda: commands("sleep 31.25"), timeout=10, what="the command to start")
+    os.kill(running["worker_pid"], signal.SIGKILL)
+    # The re-run starts a new copy; the first copy must be gone.
+    wait_until(
+        lambda: job(home, job_id)["worker_pid"] not in (None, running["worker_pid"]),
+        timeout=10,
+        what="the job to run again",
+    )
+    wait_until(lambda: len(commands("sleep 31.25")) <= 2, timeout=10, what="the orphan to die")
+    originals = [p for p in commands("sleep 31.25") if p.ppid() == 1]
+    assert originals == []
+
+    cli("athenactl", "cancel", job_id, home=home)
+    row = wait_status(home, job_id, {"cancelled", "failed", "completed"}, timeout=5)
+    assert row["status"] == "cancelled"
+    wait_until(lambda: not commands("sleep 31.25"), timeout=5, what="the command to be killed")

@@ -12,6 +12,7 @@ from athenad.errors import AthenaError, InvalidInput
 from workers.interrupts import Cancelled
 
 TAIL_BYTES = 4096
+POLL_S = 0.1
 
 
 def echo(ctx: Any) -> Any:
@@ -50,31 +51,39 @@ def shell(ctx: Any) -> dict[str, Any]:
     """Run ``{"cmd": ..., "cwd": ..., "timeout": ...}`` in a shell.
 
     Returns the exit code and the tails of stdout and stderr; a non-zero exit fails
-    the job with the stderr tail.
+    the job with the stderr tail. Cancelling the job kills the command at once; so
+    does the death of the worker (its process group is recorded for the supervisor).
+    A graceful stop lets the command finish within the drain timeout.
     """
     payload = ctx.payload if isinstance(ctx.payload, dict) else {"cmd": ctx.payload}
     cmd = payload.get("cmd")
     if not isinstance(cmd, str | list) or not cmd:
         raise InvalidInput('shell needs {"cmd": "..."}: a command string or a list of arguments.')
     timeout = payload.get("timeout")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float)):
+        raise InvalidInput(f"shell's timeout must be a number of seconds, not {timeout!r}.")
     started = time.monotonic()
     proc = subprocess.Popen(
         cmd,
         shell=isinstance(cmd, str),
         cwd=payload.get("cwd"),
+        stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,  # so the whole command tree can be stopped together
     )
+    track = getattr(ctx, "track_process_group", None)
+    if track:
+        track(proc.pid)
     try:
-        stdout, stderr = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _kill_tree(proc)
-        stdout, stderr = proc.communicate()
-        raise ShellFailed(f"command timed out after {timeout} s: {_tail(stderr)[-500:]}") from None
+        stdout, stderr = _communicate(ctx, proc, timeout, started)
     except BaseException:
         _kill_tree(proc)
         raise
+    finally:
+        untrack = getattr(ctx, "untrack_process_group", None)
+        if untrack:
+            untrack(proc.pid)
     result = {
         "exit_code": proc.returncode,
         "stdout": _tail(stdout),
@@ -82,9 +91,28 @@ def shell(ctx: Any) -> dict[str, Any]:
         "duration_s": round(time.monotonic() - started, 3),
     }
     if proc.returncode != 0:
-        tail = _tail(stderr).strip() or _tail(stdout).strip()
-        raise ShellFailed(f"command exited with status {proc.returncode}: {tail[-1000:]}")
+        tail = (_tail(stderr).strip() or _tail(stdout).strip())[-1000:]
+        detail = f": {tail}" if tail else ""
+        raise ShellFailed(f"command exited with status {proc.returncode}{detail}")
     return result
+
+
+def _communicate(ctx: Any, proc: subprocess.Popen, timeout: float | None, started: float):
+    """Collect the output, checking for cancellation ten times a second."""
+    while True:
+        try:
+            return proc.communicate(timeout=POLL_S)
+        except subprocess.TimeoutExpired:
+            pass  # communicate() keeps what it read so far; calling again loses nothing
+        if getattr(ctx, "cancelled", False):
+            raise Cancelled()
+        if timeout is not None and time.monotonic() - started > timeout:
+            _kill_tree(proc)
+            _stdout, stderr = proc.communicate()
+            tail = _tail(stderr).strip()[-500:]
+            raise ShellFailed(
+                f"command timed out after {timeout} s" + (f": {tail}" if tail else "")
+            )
 
 
 def _kill_tree(proc: subprocess.Popen) -> None:
