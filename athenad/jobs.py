@@ -108,6 +108,8 @@ def _check_int(name: str, value: Any, minimum: int | None = None) -> int:
         raise InvalidInput(f"{name} {value!r} is not an integer.")
     if minimum is not None and value < minimum:
         raise InvalidInput(f"{name} {value!r} must be at least {minimum}.")
+    if not -(2**63) <= value < 2**63:
+        raise InvalidInput(f"{name} {value!r} is too large: it must fit in 64 bits.")
     return value
 
 
@@ -604,9 +606,14 @@ class JobQueue:
         _check_int("limit", limit, 1)
         name = "list_jobs_by_status" if status else "list_jobs"
         jobs = self.named_rows(name, {"status": status, "type": type, "limit": limit})
+        parents: dict[str, list[str]] = {job["id"]: [] for job in jobs}
+        ids = json.dumps(list(parents))
+        for child, parent in self.conn.execute(Q["parents_of_jobs"], {"ids": ids}):
+            parents[child].append(parent)
         for job in jobs:
             job["payload"] = decode_json(job["payload"])
             job["result"] = decode_json(job["result"])
+            job["parents"] = parents[job["id"]]
         return jobs
 
     def counts(self) -> dict[str, int]:

@@ -106,6 +106,12 @@ def collect_status(home: Home, *, sample_s: float = 0.1) -> dict[str, Any]:
     if home.db_path.exists():
         with JobQueue(home.db_path) as queue:
             queue_counts = queue.counts()
+            # The database, not the heartbeat file, is the truth about who runs what.
+            held = {job["worker_pid"]: job for job in queue.running_jobs()}
+        for worker in workers:
+            job = held.get(worker["pid"])
+            worker["job"] = job["id"] if job else None
+            worker["job_started_at"] = job["started_at"] if job else None
     return {
         "running": pid is not None,
         "pid": pid,

@@ -39,6 +39,7 @@ MAX_CRASHES_PER_WINDOW = 20
 TIMEOUT_GRACE_S = 5.0
 EXIT_BOOT_ERROR = 3
 STOP_TIMEOUT_FILE = "stop-timeout"
+RELOAD_STATE_FILE = "reload.json"
 
 log = structlog.get_logger()
 
@@ -91,6 +92,8 @@ class Supervisor:
         self.boot_failures = 0
         self.crashes: list[float] = []
         self.to_replace: list[int] = []
+        self.reloading = False
+        self.workers_flag = workers
         self.replacement: int | None = None
         self.last_watchdog = 0.0
         self.pid_fd: int | None = None
@@ -260,10 +263,9 @@ class Supervisor:
             return
         if not worker.up and worker.pid == self.replacement:
             # A reload whose new code cannot start: keep the workers we have.
-            message = self.read_boot_error(worker.pid) or reason
-            log.error("reload_failed", pid=worker.pid, error=message)
-            self.replacement = None
-            self.to_replace = []
+            self.end_reload(
+                error=f"a new worker could not start: {self.read_boot_error(worker.pid) or reason}"
+            )
             return
         if not worker.up:
             self.boot_failures += 1
@@ -407,12 +409,35 @@ class Supervisor:
         try:
             config = apply_overrides(load_config(self.home), self.overrides)
         except AthenaError as exc:
-            log.error("reload_failed", error=exc.message)
+            self.end_reload(error=exc.message)
             return
         self.config = config
+        if self.workers_flag is None:
+            self.workers_wanted = config.daemon.worker_count()
         self.to_replace = [pid for pid, w in self.workers.items() if not w.retiring]
+        self.reloading = True
+        self.write_reload_state("running")
         self.notifier.reloading()
         log.info("daemon_reloading", workers=len(self.to_replace))
+
+    def end_reload(self, error: str | None = None) -> None:
+        """Finish a reload: report it to `athenad reload` through a small state file."""
+        self.reloading = False
+        self.replacement = None
+        self.to_replace = []
+        if error is None:
+            log.info("daemon_reloaded", workers=len(self.workers))
+            self.write_reload_state("done")
+        else:
+            log.error("reload_failed", error=error)
+            self.write_reload_state("failed", error)
+        self.notifier.send("READY=1", f"STATUS={len(self.workers)} workers")
+
+    def write_reload_state(self, state: str, error: str | None = None) -> None:
+        path = self.home.run_dir / RELOAD_STATE_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(msgspec.json.encode({"state": state, "error": error}))
+        os.replace(tmp, path)
 
     def replace_step(self) -> None:
         """Replace workers one at a time: start a new one, retire an old one once it is up."""
@@ -431,8 +456,8 @@ class Supervisor:
         self.to_replace = [pid for pid in self.to_replace if pid in self.workers]
         if self.to_replace:
             self.replacement = self.spawn_worker().pid
-        elif self.ready:
-            self.notifier.status(f"{len(self.workers)} workers")
+        elif self.reloading:
+            self.end_reload()
 
     def start_source_watcher(self) -> None:
         """--reload: replace workers when agent sources or athena.toml change."""

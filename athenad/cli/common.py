@@ -41,7 +41,7 @@ def fail(message: str, code: int = 1) -> None:
 
 
 def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn Athena's errors into one line on stderr and exit code 1."""
+    """Turn Athena's errors, and the system's, into one line on stderr and exit code 1."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -49,7 +49,24 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             return func(*args, **kwargs)
         except AthenaError as exc:
             fail(exc.message)
+        except OSError as exc:
+            where = f": {exc.filename}" if exc.filename else ""
+            fail(f"{exc.strerror or exc}{where}.")
         except KeyboardInterrupt:
             fail("interrupted.", 130)
 
     return wrapper
+
+
+class AthenaGroup(click.Group):
+    """A command group whose usage errors are one line on stderr, like every other error."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["standalone_mode"] = False
+        try:
+            result = super().main(*args, **kwargs)
+        except click.ClickException as exc:
+            fail(exc.format_message().rstrip("."), exc.exit_code)
+        except click.exceptions.Abort:
+            fail("aborted.", 1)
+        sys.exit(result if isinstance(result, int) else 0)

@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from athenad.cli.common import (
+    AthenaGroup,
     fail,
     handle_errors,
     home_option,
@@ -57,7 +58,7 @@ EXIT_WAIT_FAILED = 1
 EXIT_WAIT_TIMEOUT = 2
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=AthenaGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="athena", prog_name="athenactl")
 def main() -> None:
     """Control Athena: submit agent jobs, follow them, and look at what happened."""
@@ -67,8 +68,15 @@ def main() -> None:
     configure_logging(sys.stderr, level="warning", json=False)
 
 
-def open_queue(home: str | None) -> JobQueue:
-    resolved = resolve_home(home).ensure()
+def open_queue(home: str | None, *, create: bool = False) -> JobQueue:
+    """The home's queue; only ``submit`` creates a home that has no athena.db yet."""
+    resolved = resolve_home(home)
+    if not create and not resolved.db_path.exists():
+        raise InvalidInput(
+            f"{resolved.root} has no athena.db: submit a job or start athenad there first "
+            "(or pass --home / set ATHENA_HOME)."
+        )
+    resolved.ensure()
     return JobQueue(resolved.db_path, run_dir=resolved.run_dir)
 
 
@@ -133,7 +141,7 @@ def submit(
     data = read_payload(payload, payload_file)
     if session_id is not None:
         _check_session(resolved, session_id)
-    with open_queue(home) as queue:
+    with open_queue(home, create=True) as queue:
         job_id = queue.submit(
             job_type,
             data,
@@ -148,6 +156,7 @@ def submit(
             return
         if not as_json:
             click.echo(job_id)
+            sys.stdout.flush()  # the id is useful while waiting
         code = _wait(queue, [job_id], None, quiet=as_json)
         if as_json:
             print_json(_show_dict(queue.get(job_id)))

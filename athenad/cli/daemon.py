@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import select
 import signal
@@ -14,6 +15,7 @@ import click
 import psutil
 
 from athenad.cli.common import (
+    AthenaGroup,
     fail,
     handle_errors,
     home_option,
@@ -29,7 +31,7 @@ from athenad.paths import Home, read_pid
 START_TIMEOUT_S = 90.0
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=AthenaGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="athena", prog_name="athenad")
 def main() -> None:
     """Athena's daemon: a supervisor running worker processes that execute agent jobs."""
@@ -284,16 +286,44 @@ def status(home: str | None, as_json: bool) -> None:
 
 @main.command()
 @home_option
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=120.0,
+    show_default=True,
+    help="Seconds to wait for every new worker to be up.",
+)
+@click.option("--no-wait", is_flag=True, help="Ask for the reload and return at once.")
 @handle_errors
-def reload(home: str | None) -> None:
+def reload(home: str | None, timeout: float, no_wait: bool) -> None:
     """Replace workers one at a time so new agent code and config take effect."""
     resolved = resolve_home(home)
     pid = read_pid(resolved)
     if pid is None:
         fail(f"athenad is not running in {resolved.root}.")
     load_config(resolved)
+    from athenad.supervisor import RELOAD_STATE_FILE
+
+    state_file = resolved.run_dir / RELOAD_STATE_FILE
+    with contextlib.suppress(FileNotFoundError):
+        state_file.unlink()
     os.kill(pid, signal.SIGHUP)
-    click.echo(f"athenad (pid {pid}) is replacing its workers.")
+    if no_wait:
+        click.echo(f"athenad (pid {pid}) is replacing its workers.")
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            state = json.loads(state_file.read_text())
+        except (FileNotFoundError, ValueError):
+            state = {"state": "asked"}
+        if state["state"] == "done":
+            click.echo(f"athenad (pid {pid}) replaced its workers.")
+            return
+        if state["state"] == "failed":
+            fail(f"reload failed, the old workers keep running: {state['error']}")
+        time.sleep(0.05)
+    fail(f"the reload did not finish within {timeout:g} s; see {resolved.log_file}.")
 
 
 if __name__ == "__main__":

@@ -212,6 +212,12 @@ SELECT * FROM jobs WHERE id = :id;
 -- name: job_parents
 SELECT parent_id FROM job_parents WHERE job_id = :id ORDER BY parent_id;
 
+-- name: parents_of_jobs
+-- Every (job, parent) edge of several jobs at once (:ids is a JSON array).
+SELECT job_id, parent_id FROM job_parents
+WHERE job_id IN (SELECT value FROM json_each(:ids))
+ORDER BY job_id, parent_id;
+
 -- name: job_children
 SELECT job_id FROM job_parents WHERE parent_id = :id ORDER BY job_id;
 

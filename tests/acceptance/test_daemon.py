@@ -124,10 +124,25 @@ def test_bad_submissions_get_one_clear_error(home):
     assert "unknown job type 'no-such-agent'" in unknown.stderr and "echo" in unknown.stderr
     bad_json = cli("athenactl", "submit", "echo", "--payload", "{nope", home=home)
     assert bad_json.returncode != 0 and "not JSON" in bad_json.stderr
+    nowhere = cli("athenactl", "jobs", "--home", str(home.root / "typo"))
+    assert nowhere.returncode == 1 and "has no athena.db" in nowhere.stderr
+    assert not (home.root / "typo").exists()
+    huge = cli("athenactl", "submit", "echo", "--priority", str(10**20), home=home)
+    assert huge.returncode == 1 and "too large" in huge.stderr
+    usage = cli("athenactl", "jobs", "--status", "bogus", home=home)
+    assert usage.returncode == 2 and usage.stderr.count("\n") == 1
     missing = cli("athenactl", "show", "zzzzzzzzzzzzzzz", home=home)
     assert missing.returncode != 0 and "does not exist" in missing.stderr
     with JobQueue(home.db_path) as queue:
         assert queue.list_jobs() == []
+
+
+def test_status_shows_the_job_each_worker_runs(home, daemon_factory):
+    daemon_factory(workers=1)
+    job = submit(home, "sleep", "--payload", '{"seconds": 3}')
+    wait_status(home, job, {"running"})
+    worker = cli_json("athenad", "status", home=home)["workers"][0]
+    assert worker["job"] == job and worker["job_started_at"]
 
 
 def test_outcomes_of_agents(agents_home, daemon_factory):
@@ -256,7 +271,9 @@ def test_everything_but_execution_works_while_the_daemon_is_stopped(home):
     waited = cli("athenactl", "wait", job, "--timeout", "0.3", home=home)
     assert waited.returncode == 2 and "still unfinished" in waited.stderr
     listed = cli_json("athenactl", "jobs", "--status", "pending", home=home)
-    assert [j["id"] for j in listed] == [job]
+    assert [j["id"] for j in listed] == [job] and listed[0]["parents"] == []
+    blocked = cli_json("athenactl", "jobs", "--status", "blocked", home=home)
+    assert [j["parents"] for j in blocked] == [[job]]
     shown = show(home, child)
     assert shown["status"] == "blocked" and shown["parents"] == [job]
     assert cli("athenactl", "cancel", job, home=home).returncode == 0

@@ -106,8 +106,10 @@ def test_reload_with_broken_agent_code_keeps_the_old_workers(agents_home, daemon
     daemon = daemon_factory(workers=1)
     before = daemon.worker_pids()
     (home.root / "lifeagents.py").write_text("this is not python(\n")
-    os.kill(daemon.proc.pid, signal.SIGHUP)
-    wait_until(lambda: "reload_failed" in daemon.log_text(), timeout=20, what="reload_failed")
+    result = cli("athenad", "reload", home=home)
+    assert result.returncode == 1
+    assert "reload failed" in result.stderr and "SyntaxError" in result.stderr
+    assert "reload_failed" in daemon.log_text()
     assert daemon.proc.poll() is None and daemon.worker_pids() == before
     assert run_version(home) == 1
 
