@@ -379,7 +379,13 @@ class JobQueue:
             attempts, max_attempts, backoff_s, current_fence, status = row[:5]
             if status != "running" or current_fence != fence:
                 self._refuse_stale(job_id, fence)
-            params = {"id": job_id, "fence": fence, "error": error, "traceback": traceback}
+            params = {
+                "id": job_id,
+                "fence": fence,
+                "error": error,
+                "traceback": traceback,
+                "now": utc_now_text(),
+            }
             if retryable and attempts < max_attempts and row[6] is None:
                 params["run_after"] = _later(backoff_delay(attempts, backoff_s))
                 self.conn.execute(Q["retry_later"], params)

@@ -111,7 +111,7 @@ def collect_status(home: Home, *, sample_s: float = 0.1) -> dict[str, Any]:
         for worker in workers:
             job = held.get(worker["pid"])
             worker["job"] = job["id"] if job else None
-            worker["job_started_at"] = job["started_at"] if job else None
+            worker["job_started_at"] = job["run_started_at"] if job else None
     return {
         "running": pid is not None,
         "pid": pid,

@@ -374,7 +374,7 @@ class Supervisor:
                     )
                     log.info("job_rescued", job_id=job["id"], worker_pid=pid, new_status=status)
                 continue
-            started = parse_ts(job["started_at"]).timestamp()
+            started = parse_ts(job["run_started_at"]).timestamp()
             if job["timeout_s"] and now > started + job["timeout_s"] + TIMEOUT_GRACE_S:
                 status = self.queue.expire_timed_out(job["id"], job["fence"], job["timeout_s"])
                 log.warning(

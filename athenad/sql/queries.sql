@@ -28,7 +28,8 @@ SET status = 'running',
     fence = fence + 1,
     worker_id = :worker_id,
     worker_pid = :worker_pid,
-    started_at = :now,
+    started_at = coalesce(started_at, :now),
+    run_started_at = :now,
     lease_expires_at = :lease_expires_at,
     cancel_requested_at = NULL
 WHERE id = (
@@ -52,7 +53,8 @@ SET status = 'completed',
     error = NULL,
     traceback = NULL,
     completed_at = :now,
-    duration_ms = CAST(round((julianday(:now) - julianday(started_at)) * 86400000) AS INTEGER),
+    -- Time spent running, over every run (interruptions and retries included).
+    duration_ms = prior_run_ms + CAST(round((julianday(:now) - julianday(run_started_at)) * 86400000) AS INTEGER),
     lease_expires_at = NULL
 WHERE id = :id AND fence = :fence AND status = 'running';
 
@@ -76,6 +78,7 @@ FROM jobs WHERE id = :id;
 -- A failed attempt with attempts left: back to pending after a backoff.
 UPDATE jobs
 SET status = 'pending',
+    prior_run_ms = prior_run_ms + CAST(round((julianday(:now) - julianday(run_started_at)) * 86400000) AS INTEGER),
     error = :error,
     traceback = :traceback,
     run_after = :run_after,
@@ -91,7 +94,8 @@ SET status = :status,
     error = :error,
     traceback = :traceback,
     completed_at = :now,
-    duration_ms = CAST(round((julianday(:now) - julianday(started_at)) * 86400000) AS INTEGER),
+    -- Time spent running, over every run (interruptions and retries included).
+    duration_ms = prior_run_ms + CAST(round((julianday(:now) - julianday(run_started_at)) * 86400000) AS INTEGER),
     lease_expires_at = NULL
 WHERE id = :id AND fence = :fence AND status = 'running';
 
@@ -148,6 +152,8 @@ SET status = :status,
     cancelled_by = NULL,
     cancel_requested_at = NULL,
     started_at = NULL,
+    run_started_at = NULL,
+    prior_run_ms = 0,
     completed_at = NULL,
     duration_ms = NULL,
     worker_id = NULL,
@@ -173,6 +179,7 @@ ORDER BY depth;
 -- A running job whose worker is gone goes back to pending; the attempt is not counted.
 UPDATE jobs
 SET status = 'pending',
+    prior_run_ms = prior_run_ms + CAST(round((julianday(:now) - julianday(run_started_at)) * 86400000) AS INTEGER),
     attempts = max(attempts - 1, 0),
     interruptions = interruptions + :counted,
     run_after = :now,
@@ -184,7 +191,7 @@ WHERE id = :id AND fence = :fence AND status = 'running';
 
 -- name: running_jobs
 -- Every claimed job with its owner, for the supervisor's sweep.
-SELECT id, fence, worker_id, worker_pid, started_at, lease_expires_at, timeout_s,
+SELECT id, fence, worker_id, worker_pid, run_started_at, lease_expires_at, timeout_s,
        cancel_requested_at, interruptions
 FROM jobs WHERE status = 'running';
 

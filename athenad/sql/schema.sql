@@ -35,7 +35,9 @@ CREATE TABLE jobs (
     checkpoint_iteration INTEGER,
     session_id           TEXT,
     resumed_from         INTEGER,
-    checkpoint_note      TEXT
+    checkpoint_note      TEXT,
+    run_started_at       TEXT,
+    prior_run_ms         INTEGER NOT NULL DEFAULT 0
 );
 
 -- The claim: ready jobs by priority, then age (ids sort by creation).

@@ -277,3 +277,22 @@ def test_counts_and_listing(queue):
     assert [j["id"] for j in queue.list_jobs(status="pending")] == [a]
     with pytest.raises(InvalidInput, match="status 'nope'"):
         queue.list_jobs(status="nope")
+
+
+def test_duration_counts_every_run_and_started_at_the_first(queue):
+    job_id = queue.submit("echo")
+    first = queue.claim("w1")
+    started = queue.get(job_id)["started_at"]
+    time.sleep(0.05)
+    queue.rescue(job_id, first.fence, reason="worker died")
+    time.sleep(0.1)  # waiting in the queue is not running time
+    second = queue.claim("w2")
+    time.sleep(0.05)
+    queue.complete(job_id, second.fence, None)
+    row = queue.get(job_id)
+    assert row["started_at"] == started
+    from athenad.timefmt import parse_ts
+
+    wall_ms = (parse_ts(row["completed_at"]) - parse_ts(started)).total_seconds() * 1000
+    assert row["duration_ms"] >= 100
+    assert row["duration_ms"] <= wall_ms - 90  # the 0.1 s spent waiting is left out
