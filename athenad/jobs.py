@@ -458,6 +458,12 @@ class JobQueue:
             if self.conn.changes() != 1:
                 self._refuse_stale(job_id, fence)
 
+    def record_checkpoint_unheld(self, job_id: str, iteration: int) -> bool:
+        """Note a checkpoint of a job that no worker holds; False if one claimed it meanwhile."""
+        with self._tx():
+            self.conn.execute(Q["record_checkpoint_unheld"], {"id": job_id, "iteration": iteration})
+            return self.conn.changes() == 1
+
     def record_resume(self, job_id: str, fence: int, resumed_from: int, note: str | None) -> None:
         """Note where this run started (0 = from scratch) and why, on the job's row."""
         with self._tx():

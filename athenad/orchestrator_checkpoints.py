@@ -75,7 +75,8 @@ class CheckpointsMixin:
             raise JobNotFound(f"job {job_id!r} does not exist.")
         fence, status, _cancel_asked = control
         info = self.checkpoints.save(job_id, iteration, state, messages)
-        if status == "running":
+        # A job no worker holds takes the iteration as it is, so a later resume trusts it.
+        if status == "running" or not self.queue.record_checkpoint_unheld(job_id, iteration):
             try:
                 self.queue.record_checkpoint(job_id, fence, iteration)
             except StaleFence:

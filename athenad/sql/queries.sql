@@ -213,6 +213,11 @@ WHERE id = :id AND fence = :fence AND status = 'running';
 UPDATE jobs SET resumed_from = :resumed_from, checkpoint_note = :note
 WHERE id = :id AND fence = :fence AND status = 'running';
 
+-- name: record_checkpoint_unheld
+-- A checkpoint saved for a job no worker holds (from the orchestrator's own code).
+UPDATE jobs SET checkpoint_iteration = :iteration
+WHERE id = :id AND status != 'running';
+
 -- name: get_job
 SELECT * FROM jobs WHERE id = :id;
 

@@ -63,8 +63,8 @@ def test_save_outside_a_worker_then_resume(orch):
     for iteration in (5, 10, 15, 20):
         info = orch.save_task_checkpoint(job_id, iteration, MESSAGES * iteration, {"i": iteration})
         assert info.valid
-    # A pending job is not recorded on its row; retention still keeps three files.
-    assert orch.queue.get(job_id)["checkpoint_iteration"] is None
+    # A job no worker holds records the iteration too, so a worker resumes from it.
+    assert orch.queue.get(job_id)["checkpoint_iteration"] == 20
     assert orch.checkpoints.iterations(job_id) == [10, 15, 20]
     resumed = resume(orch, job_id)
     assert resumed["iteration"] == 20
@@ -128,3 +128,13 @@ def test_unknown_job(orch):
     with pytest.raises(JobNotFound):
         resume(orch, "nope")
     assert not orch.checkpoints.dir.joinpath("job-nope-iter1.json").exists()
+
+
+def test_save_after_a_run_is_what_resume_returns(orch):
+    job_id = create(orch, {"prompt": "p"})
+    claimed = orch.queue.claim("w1")
+    orch.save_task_checkpoint(job_id, 2, MESSAGES)
+    orch.queue.complete(job_id, claimed.fence, "done")
+    orch.save_task_checkpoint(job_id, 7, MESSAGES * 2, {"k": 1})
+    resumed = resume(orch, job_id)
+    assert resumed["iteration"] == 7 and resumed["state"] == {"k": 1}
