@@ -575,6 +575,7 @@ class JobQueue:
                     f"{self.max_interruptions}, so it is failed as a poison pill"
                 )
                 self._finish(job_id, fence, "failed", error, None)
+                self.conn.execute(Q["count_interruption"], {"id": job_id})
                 return "failed"
             self.conn.execute(
                 Q["rescue_job"],

@@ -23,7 +23,7 @@ def parse_ts(text: str) -> _dt.datetime:
     return _dt.datetime.fromisoformat(text).replace(tzinfo=_dt.UTC)
 
 
-def parse_since(text: str) -> str | None:
+def parse_since(text: str, option: str = "--since") -> str | None:
     """Turn '30m', '1h', '1d', '7d', '2w' or 'all' into a timestamp lower bound (None = all)."""
     value = text.strip().lower()
     if value == "all":
@@ -38,7 +38,7 @@ def parse_since(text: str) -> str | None:
         from athenad.errors import InvalidInput
 
         raise InvalidInput(
-            f"--since {text!r} is not a duration: use a number and a unit (s, m, h, d, w), "
+            f"{option} {text!r} is not a duration: use a number and a unit (s, m, h, d, w), "
             "like 1h, 1d or 7d, or 'all'."
         )
     since = _dt.datetime.now(_dt.UTC) - _dt.timedelta(seconds=amount * units[unit])

@@ -95,6 +95,7 @@ def main() -> int:
                 time.sleep(0.2)
             ok = all(queue.get(job_id)["status"] == "completed" for job_id in ids)
     finally:
+        console.print()
         console.print(athena("athenad", "stop", home=home))
     console.print("[green]workflow finished[/]" if ok else "[red]workflow did not finish[/]")
     return 0 if ok else 1

@@ -325,7 +325,7 @@ def _write_atomically(path: Path, text: str) -> None:
 @handle_errors
 def metrics_command(home: str | None, window: str, output: Path | None) -> None:
     """Queue depth, jobs by agent type and outcome, and durations as Prometheus text."""
-    lower = parse_since(window)
+    lower = parse_since(window, "--window")
     figures = analytics.metrics(_open(home), lower)
     pid = read_pid(resolve_home(home))
     gauges = {

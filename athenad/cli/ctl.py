@@ -292,7 +292,8 @@ def print_jobs_table(rows: list[dict[str, Any]], title: str | None = None) -> No
             duration,
             error,
         )
-    Console().print(table)
+    # Piped output is not cut to 80 columns, so grep sees whole ids and statuses.
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
 
 
 @main.command()

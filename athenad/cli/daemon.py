@@ -261,8 +261,9 @@ def status(home: str | None, as_json: bool) -> None:
 
     console = Console()
     if report["running"]:
+        count = len(report["workers"])
         console.print(
-            f"athenad is running (pid {report['pid']}) with {len(report['workers'])} workers"
+            f"athenad is running (pid {report['pid']}) with {count} worker{'s' * (count != 1)}"
         )
     else:
         console.print("athenad is not running")

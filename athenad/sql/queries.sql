@@ -189,6 +189,9 @@ SET status = 'pending',
     lease_expires_at = NULL
 WHERE id = :id AND fence = :fence AND status = 'running';
 
+-- name: count_interruption
+UPDATE jobs SET interruptions = interruptions + 1 WHERE id = :id;
+
 -- name: running_jobs
 -- Every claimed job with its owner, for the supervisor's sweep.
 SELECT id, fence, worker_id, worker_pid, run_started_at, lease_expires_at, timeout_s,

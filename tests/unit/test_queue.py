@@ -173,7 +173,8 @@ def test_rescue_does_not_use_attempts_but_poison_pill_fails(queue):
     job = queue.claim("w")
     assert queue.rescue(job.id, job.fence, reason="worker died") == "failed"
     row = queue.get(job_id)
-    assert row["interruptions"] == 3 and "poison pill" in row["error"]
+    assert row["interruptions"] == 4 and "interrupted 4 times" in row["error"]
+    assert "poison pill" in row["error"]
     assert queue.get(child)["status"] == "cancelled"
 
 
