@@ -93,8 +93,8 @@ def kill_quietly(pid: int) -> None:
 @pytest.fixture
 def fake_daemon(home: Home, queue: JobQueue):
     """A pid file naming a process with one child that has a worker heartbeat."""
+    job = queue.submit("plan", priority=1)
     queue.submit("explore")
-    job = queue.submit("plan")
     supervisor = subprocess.Popen(
         [sys.executable, "-c", FAKE_SUPERVISOR, str(home.pid_file)], start_new_session=True
     )
@@ -103,6 +103,7 @@ def fake_daemon(home: Home, queue: JobQueue):
         while not psutil.Process(supervisor.pid).children() and time.monotonic() < deadline:
             time.sleep(0.02)
         (worker,) = psutil.Process(supervisor.pid).children()
+        assert queue.claim("fake-worker", worker.pid).id == job  # the worker runs "plan"
         while read_pid(home) != supervisor.pid and time.monotonic() < deadline:
             time.sleep(0.02)
         beat = WorkerHeartbeat(

@@ -13,11 +13,10 @@ from athenad import analytics
 from athenad.jobs import STATUSES, JobQueue
 from athenad.timefmt import format_ts, parse_since
 
-NOW = dt.datetime.now(dt.UTC)
-
 
 def ago(**delta: float) -> str:
-    return format_ts(NOW - dt.timedelta(**delta))
+    # Relative to the moment of the call: the suite may run long after this module loads.
+    return format_ts(dt.datetime.now(dt.UTC) - dt.timedelta(**delta))
 
 
 def nearest_rank(values: list[int], p: float) -> int | None:
@@ -235,7 +234,7 @@ def test_trends_buckets_agree_with_sql(filled: JobQueue) -> None:
             ).fetchone()[0]
         )
     days = analytics.trends(filled, parse_since("7d"), "day")
-    assert [b["bucket"] for b in days][-1] == NOW.strftime("%Y-%m-%d")
+    assert [b["bucket"] for b in days][-1] == dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
     assert sum(b["jobs"] for b in days) == 16
 
 
