@@ -9,7 +9,6 @@ so a worker that lost its job can never overwrite the work of the next owner.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import json
 import os
 import random
@@ -32,7 +31,7 @@ from athenad.errors import (
 )
 from athenad.ids import new_job_id
 from athenad.queries import QUERIES as Q
-from athenad.timefmt import format_ts, utc_now_text
+from athenad.timefmt import format_epoch, utc_now_text
 from athenad.wake import wake_workers
 
 STATUSES = ("blocked", "pending", "running", "completed", "failed", "cancelled")
@@ -100,7 +99,7 @@ def backoff_delay(attempt: int, base_s: float) -> float:
 
 
 def _later(seconds: float) -> str:
-    return format_ts(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds))
+    return format_epoch(time.time() + seconds)
 
 
 def _check_int(name: str, value: Any, minimum: int | None = None) -> int:
@@ -283,12 +282,12 @@ class JobQueue:
             return self._claim(worker_id, worker_pid, lease_s)
 
     def _claim(self, worker_id: str, worker_pid: int | None, lease_s: float) -> ClaimedJob | None:
-        now = dt.datetime.now(dt.UTC)
+        now = time.time()
         params = {
             "worker_id": worker_id,
             "worker_pid": worker_pid if worker_pid is not None else os.getpid(),
-            "now": format_ts(now),
-            "lease_expires_at": format_ts(now + dt.timedelta(seconds=lease_s)),
+            "now": format_epoch(now),
+            "lease_expires_at": format_epoch(now + lease_s),
         }
         row = self._one("claim_job", params)
         if row is None:

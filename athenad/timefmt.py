@@ -3,14 +3,31 @@
 from __future__ import annotations
 
 import datetime as _dt
+import time as _time
 
 # The same text SQLite's strftime('%Y-%m-%d %H:%M:%f', 'now') produces.
 SQL_NOW = "strftime('%Y-%m-%d %H:%M:%f', 'now')"
 
 
+# The hot path (two timestamps per claim, one per completion) formats the same
+# second many times over: keep the last few seconds' text.
+_seconds_text: dict[int, str] = {}
+
+
+def format_epoch(seconds: float) -> str:
+    """Unix time as '2026-11-26 10:00:00.123' (UTC)."""
+    whole = int(seconds // 1)
+    text = _seconds_text.get(whole)
+    if text is None:
+        if len(_seconds_text) > 8:
+            _seconds_text.clear()
+        text = _seconds_text[whole] = _time.strftime("%Y-%m-%d %H:%M:%S", _time.gmtime(whole))
+    return f"{text}.{min(int((seconds - whole) * 1000), 999):03d}"
+
+
 def utc_now_text() -> str:
     """Now in UTC as '2026-11-26 10:00:00.123'."""
-    return format_ts(_dt.datetime.now(_dt.UTC))
+    return format_epoch(_time.time())
 
 
 def format_ts(moment: _dt.datetime) -> str:
