@@ -212,10 +212,13 @@ class CheckpointStore:
             finally:
                 os.close(fd)
             os.replace(tmp_name, final)
-        except OSError as exc:
+        except BaseException as exc:
+            # Also on an interrupt (a timeout or cancel raised into the agent mid-write).
             with contextlib.suppress(OSError):
                 os.unlink(tmp_name)
-            raise self._write_error(job_id, iteration, exc) from exc
+            if isinstance(exc, OSError):
+                raise self._write_error(job_id, iteration, exc) from exc
+            raise
         try:
             # Without this the rename itself may be lost in a power cut.
             _fsync_dir(self.dir)

@@ -79,18 +79,20 @@ def write_transaction(conn: apsw.Connection, *, timeout_s: float = 30.0) -> Iter
     """
     deadline = time.monotonic() + timeout_s
     delay = 0.001
-    while True:
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            break
-        except apsw.BusyError:
-            if time.monotonic() >= deadline:
-                raise DatabaseBusy(
-                    f"athena.db stayed locked by another process for {timeout_s:.0f} s."
-                ) from None
-            time.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, 0.1)
     try:
+        # Inside the try: an interrupt (a signal raising into this thread) landing just
+        # after BEGIN must still roll back, or the write lock would stay held.
+        while True:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                break
+            except apsw.BusyError:
+                if time.monotonic() >= deadline:
+                    raise DatabaseBusy(
+                        f"athena.db stayed locked by another process for {timeout_s:.0f} s."
+                    ) from None
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 0.1)
         yield
     except BaseException:
         if not conn.in_transaction:

@@ -42,16 +42,23 @@ def kill_child_groups(home: Home, pid: int) -> list[int]:
     """SIGKILL the process groups a dead worker left behind; returns those signalled."""
     path = child_groups_path(home, pid)
     try:
-        groups = [int(line) for line in path.read_text().split() if line.isdigit()]
+        lines = path.read_text().splitlines()
     except FileNotFoundError:
         return []
     killed = []
-    for pgid in groups:
+    for line in lines:
         try:
+            pgid_text, started_text = line.split()
+            pgid, started = int(pgid_text), float(started_text)
+            # Only the group we recorded: same leader, same start time, still a group.
+            if abs(psutil.Process(pgid).create_time() - started) > 0.01:
+                continue
+            if os.getpgid(pgid) != pgid:
+                continue
             os.killpg(pgid, signal.SIGKILL)
             killed.append(pgid)
-        except (ProcessLookupError, PermissionError):
-            pass
+        except (ValueError, psutil.Error, ProcessLookupError, PermissionError):
+            continue
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
     return killed

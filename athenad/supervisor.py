@@ -38,6 +38,7 @@ CRASH_WINDOW_S = 60.0
 MAX_CRASHES_PER_WINDOW = 20
 TIMEOUT_GRACE_S = 5.0
 EXIT_BOOT_ERROR = 3
+EXIT_RECYCLE = 4  # a worker's own choice after --max-jobs/--max-memory: replace it
 STOP_TIMEOUT_FILE = "stop-timeout"
 RELOAD_STATE_FILE = "reload.json"
 
@@ -170,10 +171,12 @@ class Supervisor:
         self.pid_fd = fd
 
     def release_pid_file(self) -> None:
+        """Empty the pid file and drop the lock. The file stays: unlinking it could let a
+        starting daemon lock the doomed inode while a third locks a new file."""
         if self.pid_fd is None:
             return
-        with contextlib.suppress(FileNotFoundError):
-            self.home.pid_file.unlink()
+        with contextlib.suppress(OSError):
+            os.ftruncate(self.pid_fd, 0)
         os.close(self.pid_fd)
         self.pid_fd = None
 
@@ -217,6 +220,8 @@ class Supervisor:
             str(self.home.root),
             "--index",
             str(index),
+            "--supervisor-pid",
+            str(os.getpid()),
         ]
         if self.overrides:
             command += ["--overrides", msgspec.json.encode(self.overrides).decode()]
@@ -242,7 +247,7 @@ class Supervisor:
             self.on_worker_exit(worker, code)
 
     def on_worker_exit(self, worker: WorkerProcess, code: int) -> None:
-        expected = self.stopping or worker.retiring
+        expected = self.stopping or worker.retiring or code == EXIT_RECYCLE
         reason = f"worker {worker.pid} exited with code {code}"
         if code < 0:
             reason = f"worker {worker.pid} was killed by {signal.Signals(-code).name}"
@@ -374,19 +379,31 @@ class Supervisor:
                     )
                     log.info("job_rescued", job_id=job["id"], worker_pid=pid, new_status=status)
                 continue
+            # Each case first changes the job under its fence, and kills the worker only
+            # if that worked: the worker may have moved on to another job meanwhile.
             started = parse_ts(job["run_started_at"]).timestamp()
+            lease_end = job["lease_expires_at"] and parse_ts(job["lease_expires_at"]).timestamp()
             if job["timeout_s"] and now > started + job["timeout_s"] + TIMEOUT_GRACE_S:
                 status = self.queue.expire_timed_out(job["id"], job["fence"], job["timeout_s"])
-                log.warning(
-                    "job_timeout_enforced", job_id=job["id"], worker_pid=pid, new_status=status
-                )
-                self.kill_worker(ours)
+                if status:
+                    log.warning(
+                        "job_timeout_enforced", job_id=job["id"], worker_pid=pid, new_status=status
+                    )
+                    self.kill_worker(ours)
             elif job["cancel_requested_at"]:
                 asked = parse_ts(job["cancel_requested_at"]).timestamp()
-                if now > asked + 2 * self.config.daemon.cancel_grace + TIMEOUT_GRACE_S:
-                    self.kill_worker(ours)
-                    self.queue.rescue(job["id"], job["fence"], reason="cancellation enforced")
+                overdue = now > asked + 2 * self.config.daemon.cancel_grace + TIMEOUT_GRACE_S
+                if overdue and self.queue.rescue(
+                    job["id"], job["fence"], reason="cancellation enforced"
+                ):
                     log.warning("job_cancel_enforced", job_id=job["id"], worker_pid=pid)
+                    self.kill_worker(ours)
+            elif lease_end and now > lease_end + TIMEOUT_GRACE_S:
+                # The worker stopped renewing its claim (stopped, or stuck holding the GIL).
+                status = self.queue.rescue(job["id"], job["fence"], reason="lease expired")
+                if status:
+                    log.warning("job_lease_expired", job_id=job["id"], worker_pid=pid)
+                    self.kill_worker(ours)
 
     @staticmethod
     def is_worker_alive(pid: int | None) -> bool:

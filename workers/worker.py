@@ -37,6 +37,7 @@ from workers.registry import AgentLoadError, AgentRegistry, run_agent
 
 EXIT_OK = 0
 EXIT_BOOT_ERROR = 3
+EXIT_RECYCLE = 4  # done its share of jobs or memory: the supervisor starts a fresh one
 IDLE_WAIT_S = 1.0
 CONTROL_TICK_S = 0.2
 ORPHAN_GRACE_S = 2.0
@@ -48,6 +49,7 @@ class JobControl:
     """Shared between the main thread and the control thread for the current job."""
 
     def __init__(self) -> None:
+        self.lock = threading.Lock()
         self.job: ClaimedJob | None = None
         self.started = 0.0
         self.cancel_requested = False
@@ -55,25 +57,31 @@ class JobControl:
         self.lost = False
 
     def begin(self, job: ClaimedJob) -> None:
-        self.cancel_requested = False
-        self.cancel_seen_at = 0.0
-        self.lost = False
-        self.started = time.monotonic()
-        self.job = job
+        with self.lock:
+            self.cancel_requested = False
+            self.cancel_seen_at = 0.0
+            self.lost = False
+            self.started = time.monotonic()
+            self.job = job
 
     def end(self) -> None:
-        self.job = None
+        with self.lock:
+            self.job = None
 
 
 class Worker:
     """One worker process. ``run()`` returns the process exit code."""
 
-    def __init__(self, home: Home, config: Config, *, index: int = 0) -> None:
+    def __init__(
+        self, home: Home, config: Config, *, index: int = 0, supervisor_pid: int | None = None
+    ) -> None:
         self.home = home
         self.config = config
         self.index = index
         self.pid = os.getpid()
-        self.parent_pid = os.getppid()
+        # The supervisor's pid as it told us: getppid() now could already be init's,
+        # if the supervisor died while this process was still importing.
+        self.parent_pid = supervisor_pid or os.getppid()
         self.worker_id = f"{socket.gethostname()}:{self.pid}:{index}"
         self.started_at = utc_now_text()
         self.stopping = False
@@ -81,7 +89,7 @@ class Worker:
         self.keep_checkpoints = 3
         self.control = JobControl()
         self.in_agent = False
-        self.pending_interrupt: WorkerInterrupt | None = None
+        self.pending_interrupt: tuple[ClaimedJob | None, WorkerInterrupt] | None = None
         self._checkpoints = None
         self._sessions = None
         self._heartbeat_written: tuple | None = None
@@ -91,6 +99,8 @@ class Worker:
     # ---- boot -------------------------------------------------------------------------
 
     def boot(self) -> None:
+        if os.getppid() != self.parent_pid:
+            raise AthenaError(f"the supervisor (pid {self.parent_pid}) is gone.")
         daemon = self.config.daemon
         self.queue = JobQueue(
             self.home.db_path,
@@ -144,14 +154,21 @@ class Worker:
             raise JobTimedOut()
 
     def _on_interrupt(self, signum: int, frame: Any) -> None:
-        interrupt, self.pending_interrupt = self.pending_interrupt, None
-        if interrupt is not None and self.in_agent:
+        pending, self.pending_interrupt = self.pending_interrupt, None
+        if pending is None or not self.in_agent:
+            return
+        job, interrupt = pending
+        # Only the job it was meant for: the agent may have finished and the next begun.
+        if job is None or job is self.control.job:
             self.in_agent = False
             raise interrupt
 
-    def interrupt_agent(self, interrupt: WorkerInterrupt) -> None:
-        """Called from the control thread: raise ``interrupt`` in the running agent."""
-        self.pending_interrupt = interrupt
+    def interrupt_agent(self, interrupt: WorkerInterrupt, job: ClaimedJob | None = None) -> None:
+        """Called from the control thread: raise ``interrupt`` in the running agent.
+
+        With ``job``, the interrupt reaches that job only, never one claimed after it.
+        """
+        self.pending_interrupt = (job, interrupt)
         signal.pthread_kill(self._main_thread, signal.SIGUSR1)
 
     # ---- the loop ---------------------------------------------------------------------
@@ -160,6 +177,7 @@ class Worker:
         max_jobs = self.config.daemon.max_jobs_per_worker
         memory_limit = self.config.daemon.memory_limit()
         job: ClaimedJob | None = None
+        exit_code = EXIT_OK
         while not self.stopping:
             if job is None:
                 try:
@@ -180,11 +198,12 @@ class Worker:
             job = self.report_until_stored(job, outcome, claim_next=not (recycle or self.stopping))
             if recycle:
                 log.info("worker_recycling", jobs_done=self.jobs_done)
+                exit_code = EXIT_RECYCLE
                 break
         if job is not None:  # claimed while stopping: hand it back untouched
             self.queue.rescue(job.id, job.fence, reason="worker stopping", count_interruption=False)
         self.shutdown()
-        return EXIT_OK
+        return exit_code
 
     def idle_wait(self) -> None:
         """Sleep until a wake-up byte, a signal, or a second passes."""
@@ -201,6 +220,9 @@ class Worker:
             ctx = JobContext(job, self, self.load_checkpoint(job))
         except AgentLoadError as exc:
             return "unrunnable", exc.message
+        except DatabaseBusy as exc:
+            log.warning("database_busy", job_id=job.id, error=exc.message)
+            return "interrupted", None
         except AthenaError as exc:
             return "error", (exc.message, traceback.format_exc())
         self.control.begin(job)
@@ -341,19 +363,23 @@ class Worker:
 
     def _watch_job(self, job: ClaimedJob, now: float, grace: float) -> None:
         state = self.control_queue.job_control(job.id)
-        if state is None or state[0] != job.fence or state[1] != "running":
-            if not self.control.lost:
-                self.control.lost = True
-                log.warning("job_taken_over", job_id=job.id)
-                self.interrupt_agent(Cancelled())
-            return
-        if state[2] and not self.control.cancel_requested:
-            self.control.cancel_requested = True
-            self.control.cancel_seen_at = now
-            log.info("job_cancel_requested", job_id=job.id)
-        elif self.control.cancel_requested and now - self.control.cancel_seen_at > grace:
-            self.control.cancel_seen_at = now  # once per grace period
-            self.interrupt_agent(Cancelled())
+        control = self.control
+        with control.lock:
+            if control.job is not job:
+                return  # the agent finished while we read; this state is not about the job now
+            if state is None or state[0] != job.fence or state[1] != "running":
+                if not control.lost:
+                    control.lost = True
+                    log.warning("job_taken_over", job_id=job.id)
+                    self.interrupt_agent(Cancelled(), job)
+                return
+            if state[2] and not control.cancel_requested:
+                control.cancel_requested = True
+                control.cancel_seen_at = now
+                log.info("job_cancel_requested", job_id=job.id)
+            elif control.cancel_requested and now - control.cancel_seen_at > grace:
+                control.cancel_seen_at = now  # once per grace period
+                self.interrupt_agent(Cancelled(), job)
 
     def track_process_group(self, pgid: int) -> None:
         """Record a job's child process group where the supervisor finds it if we die."""
@@ -367,7 +393,14 @@ class Worker:
     def _write_child_groups(self) -> None:
         path = child_groups_path(self.home, self.pid)
         tmp = path.with_suffix(".tmp-groups")
-        tmp.write_text("".join(f"{pgid}\n" for pgid in sorted(self.child_groups)))
+        lines = []
+        for pgid in sorted(self.child_groups):
+            try:  # the leader's start time tells a reused pgid from ours
+                started = psutil.Process(pgid).create_time()
+            except psutil.Error:
+                continue
+            lines.append(f"{pgid} {started!r}\n")
+        tmp.write_text("".join(lines))
         os.replace(tmp, path)
 
     def write_heartbeat(self, *, force: bool = False) -> None:
@@ -410,12 +443,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--home", required=True)
     parser.add_argument("--index", type=int, default=0)
     parser.add_argument("--overrides", default="{}", help="JSON of [daemon] settings")
+    parser.add_argument("--supervisor-pid", type=int, default=None)
     args = parser.parse_args(argv)
     configure_logging(sys.stderr)
     home = Home.resolve(args.home)
     try:
         config = apply_overrides(load_config(home), msgspec.json.decode(args.overrides))
-        worker = Worker(home, config, index=args.index)
+        worker = Worker(home, config, index=args.index, supervisor_pid=args.supervisor_pid)
         worker.boot()
     except Exception as exc:
         message = exc.message if isinstance(exc, AthenaError) else f"{type(exc).__name__}: {exc}"

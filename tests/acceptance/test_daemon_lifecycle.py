@@ -130,11 +130,13 @@ def test_source_watch_reloads_on_change(agents_home, daemon_factory):
 
 def test_workers_are_recycled_after_max_jobs(agents_home, daemon_factory):
     home = agents_home
-    daemon_factory(workers=1, extra=("--max-jobs-per-worker", "2"))
-    ids = [submit(home, "echo", "--payload", str(n)) for n in range(6)]
-    assert cli("athenactl", "wait", *ids, "--timeout", "40", home=home).returncode == 0
+    daemon = daemon_factory(workers=1, extra=("--max-jobs-per-worker", "1"))
+    ids = [submit(home, "echo", "--payload", str(n)) for n in range(12)]
+    assert cli("athenactl", "wait", *ids, "--timeout", "60", home=home).returncode == 0
     pids = {job(home, job_id)["worker_pid"] for job_id in ids}
-    assert len(pids) >= 3
+    assert len(pids) == 12  # a fresh worker for every job
+    assert daemon.proc.poll() is None  # recycling is not a crash
+    assert all(job(home, job_id)["interruptions"] == 0 for job_id in ids)
 
 
 def test_cancel_is_enforced_after_the_grace_period(agents_home, daemon_factory):

@@ -63,26 +63,28 @@ def shell(ctx: Any) -> dict[str, Any]:
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float)):
         raise InvalidInput(f"shell's timeout must be a number of seconds, not {timeout!r}.")
     started = time.monotonic()
-    proc = subprocess.Popen(
-        cmd,
-        shell=isinstance(cmd, str),
-        cwd=payload.get("cwd"),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,  # so the whole command tree can be stopped together
-    )
+    proc: subprocess.Popen | None = None
     track = getattr(ctx, "track_process_group", None)
-    if track:
-        track(proc.pid)
     try:
+        proc = subprocess.Popen(
+            cmd,
+            shell=isinstance(cmd, str),
+            cwd=payload.get("cwd"),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,  # so the whole command tree can be stopped together
+        )
+        if track:
+            track(proc.pid)
         stdout, stderr = _communicate(ctx, proc, timeout, started)
     except BaseException:
-        _kill_tree(proc)
+        if proc is not None:
+            _kill_tree(proc)
         raise
     finally:
         untrack = getattr(ctx, "untrack_process_group", None)
-        if untrack:
+        if untrack and proc is not None:
             untrack(proc.pid)
     result = {
         "exit_code": proc.returncode,
