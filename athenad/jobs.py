@@ -151,6 +151,7 @@ class JobQueue:
     ) -> None:
         self.db_path = Path(db_path)
         self.run_dir = Path(run_dir) if run_dir else self.db_path.parent / ".athena" / "run"
+        self.sessions_dir = self.run_dir.parent / "sessions"
         self.max_interruptions = max_interruptions
         factory = dbmod.fast_write_connection if fast_writes else dbmod.connect
         self.conn = factory(self.db_path, synchronous=synchronous)
@@ -243,8 +244,19 @@ class JobQueue:
             "max_attempts": _check_int("max_attempts", spec.max_attempts, 1),
             "backoff_s": _check_seconds("backoff_s", spec.backoff_s, allow_none=False),
             "timeout_s": _check_seconds("timeout", spec.timeout_s, allow_none=True),
-            "session_id": spec.session_id,
+            "session_id": self._check_session(spec.session_id),
         }
+
+    def _check_session(self, session_id: Any) -> str | None:
+        """A job's session must be a well-formed id of a session that exists."""
+        if session_id is None:
+            return None
+        from athenad.sessions.files import SUFFIX, check_session_id
+
+        check_session_id(session_id)
+        if not (self.sessions_dir / f"{session_id}{SUFFIX}").exists():
+            raise InvalidInput(f"session {session_id!r} does not exist in {self.sessions_dir}.")
+        return session_id
 
     @staticmethod
     def _resolve_parents(after: Sequence[str | int], index: int, ids: list[str]) -> list[str]:
@@ -405,7 +417,13 @@ class JobQueue:
             self._finish(job_id, fence, "cancelled", reason, None)
 
     def _finish(
-        self, job_id: str, fence: int, status: str, error: str, traceback: str | None
+        self,
+        job_id: str,
+        fence: int,
+        status: str,
+        error: str,
+        traceback: str | None,
+        ran_until: str | None = None,
     ) -> None:
         now = utc_now_text()
         self.conn.execute(
@@ -417,6 +435,7 @@ class JobQueue:
                 "error": error,
                 "traceback": traceback,
                 "now": now,
+                "ran_until": ran_until,
             },
         )
         self._cancel_descendants(
@@ -550,14 +569,22 @@ class JobQueue:
         return self.named_rows("running_jobs")
 
     def rescue(
-        self, job_id: str, fence: int, *, reason: str, count_interruption: bool = True
+        self,
+        job_id: str,
+        fence: int,
+        *,
+        reason: str,
+        count_interruption: bool = True,
+        ran_until: str | None = None,
     ) -> str:
         """Put a running job whose worker is gone back to pending.
 
         The attempt is not counted against ``max_attempts``. A job interrupted more
         than ``max_interruptions`` times ends failed (it keeps killing its workers);
         a job whose cancellation was asked for ends cancelled. Returns the new status,
-        or '' when the job was no longer held with that fence.
+        or '' when the job was no longer held with that fence. ``ran_until`` is the
+        worker's last sign of life when its death is noticed late (a new daemon finding
+        an old one's jobs): the time after it does not count as running time.
         """
         now = utc_now_text()
         with self._tx():
@@ -566,14 +593,16 @@ class JobQueue:
                 return ""
             interruptions, cancel_requested = row[5], row[6]
             if cancel_requested is not None:
-                self._finish(job_id, fence, "cancelled", f"cancelled by request ({reason})", None)
+                self._finish(
+                    job_id, fence, "cancelled", f"cancelled by request ({reason})", None, ran_until
+                )
                 return "cancelled"
             if count_interruption and interruptions + 1 > self.max_interruptions:
                 error = (
                     f"{reason}; interrupted {interruptions + 1} times, more than the limit of "
                     f"{self.max_interruptions}, so it is failed as a poison pill"
                 )
-                self._finish(job_id, fence, "failed", error, None)
+                self._finish(job_id, fence, "failed", error, None, ran_until)
                 self.conn.execute(Q["count_interruption"], {"id": job_id})
                 return "failed"
             self.conn.execute(
@@ -584,6 +613,7 @@ class JobQueue:
                     "counted": 1 if count_interruption else 0,
                     "error": f"interrupted: {reason}",
                     "now": now,
+                    "ran_until": ran_until,
                 },
             )
         wake_workers(self.run_dir)

@@ -29,7 +29,7 @@ from athenad.jobs import JobQueue
 from athenad.notify import SystemdNotifier
 from athenad.paths import Home
 from athenad.status import heartbeat_path, kill_child_groups
-from athenad.timefmt import parse_ts
+from athenad.timefmt import format_epoch, parse_ts
 
 TICK_S = 0.25
 BOOT_TIMEOUT_S = 60.0
@@ -61,6 +61,13 @@ class WorkerProcess:
 
 def boot_error_path(home: Home, pid: int):
     return home.run_dir / f"worker-{pid}.boot-error"
+
+
+def last_sign_of_life(job: dict, lease_s: float) -> str | None:
+    """When the worker holding ``job`` last renewed its lease (or claimed the job)."""
+    if not job.get("lease_expires_at"):
+        return None
+    return format_epoch(parse_ts(job["lease_expires_at"]).timestamp() - lease_s)
 
 
 class Supervisor:
@@ -375,7 +382,10 @@ class Supervisor:
                     if pid is not None:
                         kill_child_groups(self.home, pid)
                     status = self.queue.rescue(
-                        job["id"], job["fence"], reason=f"worker {pid} is gone"
+                        job["id"],
+                        job["fence"],
+                        reason=f"worker {pid} is gone",
+                        ran_until=last_sign_of_life(job, self.config.daemon.lease),
                     )
                     log.info("job_rescued", job_id=job["id"], worker_pid=pid, new_status=status)
                 continue

@@ -41,6 +41,7 @@ EXIT_RECYCLE = 4  # done its share of jobs or memory: the supervisor starts a fr
 IDLE_WAIT_S = 1.0
 CONTROL_TICK_S = 0.2
 ORPHAN_GRACE_S = 2.0
+RENEW_EVERY_S = 5.0
 
 log = structlog.get_logger()
 
@@ -354,7 +355,8 @@ class Worker:
                 job = self.control.job
                 if job is not None and now - self.control.started > CONTROL_TICK_S:
                     self._watch_job(job, now, grace)
-                    if now - last_renew > lease / 3:
+                    # Renewals are also the last sign of life a late rescue counts up to.
+                    if now - last_renew > min(lease / 3, RENEW_EVERY_S):
                         self.control_queue.renew_lease(job.id, job.fence, lease_s=lease)
                         last_renew = now
                 else:

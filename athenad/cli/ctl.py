@@ -139,8 +139,6 @@ def submit(
     if job_type not in agents:
         fail(f"unknown job type {job_type!r}; known types: {', '.join(sorted(agents))}.")
     data = read_payload(payload, payload_file)
-    if session_id is not None:
-        _check_session(resolved, session_id)
     with open_queue(home, create=True) as queue:
         job_id = queue.submit(
             job_type,
@@ -161,12 +159,6 @@ def submit(
         if as_json:
             print_json(_show_dict(queue.get(job_id)))
         sys.exit(code)
-
-
-def _check_session(home, session_id: str) -> None:
-    from athenad.sessions import SessionManager
-
-    SessionManager(home.sessions_dir).get_session(session_id)
 
 
 @main.command()

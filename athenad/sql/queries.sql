@@ -95,7 +95,8 @@ SET status = :status,
     traceback = :traceback,
     completed_at = :now,
     -- Time spent running, over every run (interruptions and retries included).
-    duration_ms = prior_run_ms + CAST(round((julianday(:now) - julianday(run_started_at)) * 86400000) AS INTEGER),
+    duration_ms = prior_run_ms + max(0, CAST(round(
+        (julianday(coalesce(:ran_until, :now)) - julianday(run_started_at)) * 86400000) AS INTEGER)),
     lease_expires_at = NULL
 WHERE id = :id AND fence = :fence AND status = 'running';
 
@@ -179,7 +180,9 @@ ORDER BY depth;
 -- A running job whose worker is gone goes back to pending; the attempt is not counted.
 UPDATE jobs
 SET status = 'pending',
-    prior_run_ms = prior_run_ms + CAST(round((julianday(:now) - julianday(run_started_at)) * 86400000) AS INTEGER),
+    -- :ran_until: the worker's last sign of life when its death was noticed late.
+    prior_run_ms = prior_run_ms + max(0, CAST(round(
+        (julianday(coalesce(:ran_until, :now)) - julianday(run_started_at)) * 86400000) AS INTEGER)),
     attempts = max(attempts - 1, 0),
     interruptions = interruptions + :counted,
     run_after = :now,

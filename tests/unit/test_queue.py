@@ -297,3 +297,26 @@ def test_duration_counts_every_run_and_started_at_the_first(queue):
     wall_ms = (parse_ts(row["completed_at"]) - parse_ts(started)).total_seconds() * 1000
     assert row["duration_ms"] >= 100
     assert row["duration_ms"] <= wall_ms - 90  # the 0.1 s spent waiting is left out
+
+
+def test_session_of_a_job_must_exist(queue, home):
+    from athenad.sessions import SessionManager
+
+    with pytest.raises(InvalidInput, match="is not a session id"):
+        queue.submit("echo", session_id="../etc/passwd")
+    with pytest.raises(InvalidInput, match="does not exist"):
+        queue.submit("echo", session_id="session-nope")
+    session_id = SessionManager(home.sessions_dir).create_session(name="s")
+    assert queue.get(queue.submit("echo", session_id=session_id))["session_id"] == session_id
+    assert count_jobs(queue) == 1
+
+
+def test_late_rescue_counts_running_time_only_until_the_last_sign_of_life(queue):
+    from athenad.timefmt import format_epoch
+
+    job_id = queue.submit("echo")
+    job = queue.claim("w")
+    started = time.time()
+    time.sleep(0.2)  # the worker died at once; its death is noticed 0.2 s later
+    queue.rescue(job_id, job.fence, reason="gone", ran_until=format_epoch(started + 0.01))
+    assert queue.get(job_id)["prior_run_ms"] < 100
