@@ -679,6 +679,8 @@ class JobQueue:
         self, tasks: Sequence[Mapping[str, Any]], then: Mapping[str, Any] | None = None
     ) -> list[str]:
         """Submit tasks to run in parallel; ``then`` runs after all of them (its id is last)."""
+        if isinstance(tasks, str | Mapping) or not isinstance(tasks, Iterable):
+            raise InvalidInput(f"tasks must be a list of task dicts, not {tasks!r}.")
         batch: list[Any] = list(tasks)
         if then is not None:
             _spec_from(then)
@@ -720,6 +722,10 @@ class JobQueue:
         start at 5 ms and back off to 200 ms, so a long wait costs next to nothing.
         Raises :class:`WaitTimeout` after ``timeout`` seconds.
         """
+        if isinstance(job_ids, str) or not isinstance(job_ids, Sequence):
+            raise InvalidInput(f"job ids must be a list of ids, not {job_ids!r}.")
+        if timeout is not None and (isinstance(timeout, bool) or not timeout >= 0):
+            raise InvalidInput(f"timeout {timeout!r} must be a non-negative number of seconds.")
         deadline = None if timeout is None else time.monotonic() + timeout
         delay = 0.005
         while True:

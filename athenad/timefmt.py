@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import time as _time
 
 # The same text SQLite's strftime('%Y-%m-%d %H:%M:%f', 'now') produces.
@@ -47,16 +48,18 @@ def parse_since(text: str, option: str = "--since") -> str | None:
         return None
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
     number, unit = value[:-1], value[-1:]
+    from athenad.errors import InvalidInput
+
     try:
         amount = float(number)
     except ValueError:
-        amount = -1.0
-    if unit not in units or amount <= 0:
-        from athenad.errors import InvalidInput
-
+        amount = None
+    if unit not in units or amount is None or not math.isfinite(amount):
         raise InvalidInput(
             f"{option} {text!r} is not a duration: use a number and a unit (s, m, h, d, w), "
             "like 1h, 1d or 7d, or 'all'."
         )
+    if amount <= 0:
+        raise InvalidInput(f"{option} {text!r} must be a positive duration, like 1h or 7d.")
     since = _dt.datetime.now(_dt.UTC) - _dt.timedelta(seconds=amount * units[unit])
     return format_ts(since)
