@@ -84,7 +84,8 @@ def test_bad_since_is_a_clear_error(busy: Home, command, bad: str) -> None:
     result = run(command, "--home", str(busy.root), "--since", bad)
     assert result.exit_code != 0
     assert result.stdout == ""
-    assert "--since" in result.stderr and "not a duration" in result.stderr
+    expected = "must be a positive duration" if bad in ("0d", "-1h") else "not a duration"
+    assert "--since" in result.stderr and expected in result.stderr
 
 
 def test_missing_database_is_a_clear_error(tmp_path) -> None:
