@@ -16,7 +16,7 @@ from pathlib import Path
 
 import apsw
 
-from athenad.errors import DatabaseBusy
+from athenad.errors import DatabaseBusy, DatabaseUnusable
 
 BUSY_TIMEOUT_MS = 10_000
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
@@ -56,16 +56,19 @@ def connect(
         raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    conn = apsw.Connection(str(path))
-    conn.set_busy_timeout(busy_timeout_ms)
-    # journal_mode=WAL needs the write lock the first time; the busy timeout covers it.
-    conn.pragma("journal_mode", "wal")
-    conn.pragma("synchronous", mode)
-    conn.pragma("foreign_keys", True)
-    if migrate:
-        from athenad.migrations import migrate as apply_migrations
+    try:
+        conn = apsw.Connection(str(path))
+        conn.set_busy_timeout(busy_timeout_ms)
+        # journal_mode=WAL needs the write lock the first time; the busy timeout covers it.
+        conn.pragma("journal_mode", "wal")
+        conn.pragma("synchronous", mode)
+        conn.pragma("foreign_keys", True)
+        if migrate:
+            from athenad.migrations import migrate as apply_migrations
 
-        apply_migrations(conn)
+            apply_migrations(conn)
+    except (apsw.NotADBError, apsw.CorruptError, apsw.CantOpenError, apsw.IOError) as exc:
+        raise DatabaseUnusable(f"{path} is not a usable SQLite database: {exc}.") from None
     return conn
 
 

@@ -50,6 +50,10 @@ class DatabaseBusy(AthenaError):
     """The database stayed locked by another process for too long."""
 
 
+class DatabaseUnusable(AthenaError):
+    """athena.db cannot be opened as an SQLite database."""
+
+
 class ConfigError(AthenaError):
     """The configuration is not valid."""
 

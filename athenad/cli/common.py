@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+import apsw
 import click
 import msgspec
 
@@ -52,6 +53,8 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         except OSError as exc:
             where = f": {exc.filename}" if exc.filename else ""
             fail(f"{exc.strerror or exc}{where}.")
+        except apsw.Error as exc:
+            fail(f"athena.db failed: {exc}.")
         except KeyboardInterrupt:
             fail("interrupted.", 130)
 

@@ -92,6 +92,7 @@ def start(
     """Start the daemon; without --foreground it detaches once every worker is up."""
     resolved = resolve_home(home).ensure()
     load_config(resolved)  # a bad athena.toml is reported here, before detaching
+    JobQueue(resolved.db_path).close()  # and an unusable athena.db (migrated here, once)
     overrides = _overrides(max_jobs_per_worker, max_memory_per_worker, drain_timeout)
     running = read_pid(resolved)
     if running is not None and running != os.getpid():

@@ -11,9 +11,15 @@ The first line is the header, every later line one message::
 ``seq`` starts at 1 and is assigned under an exclusive ``flock`` on the file, so
 appenders in several processes get one total order. Appending reads only the tail
 of the file (to find the last ``seq``), never the whole file, so the 10,000th message
-costs what the first did. A crash can leave a torn last line (no newline): the next
-append or read cuts it. A corrupt line elsewhere is moved to ``<id>.quarantine.jsonl``
-with a warning; the session file keeps every good line.
+costs what the first did. A last line without its newline is kept (the newline is
+added) when it is a whole, checksum-valid record; a truly torn one (a crash mid-write)
+is cut by the next append or read, its bytes saved to ``<id>.quarantine.jsonl``. A
+corrupt line elsewhere is moved there too; the session file keeps every good line.
+Each repair is reported by one :class:`SessionRepaired` warning.
+
+The header's ``format`` is the file format's major version: a file written in a
+newer format than this code reads is refused (:class:`UnsupportedFormat`), never
+repaired.
 """
 
 from __future__ import annotations
@@ -55,6 +61,10 @@ class SessionRepaired(UserWarning):
     """A session file had damaged lines; they were cut or quarantined."""
 
 
+class UnsupportedFormat(AthenaError):
+    """The session file was written in a newer format than this version reads."""
+
+
 class Header(msgspec.Struct, tag="header", tag_field="type"):
     format: int
     id: str
@@ -79,6 +89,44 @@ class Message(msgspec.Struct, tag="message", tag_field="type", omit_defaults=Tru
 
 _encoder = msgspec.json.Encoder()
 _line_decoder = msgspec.json.Decoder(Header | Message)
+
+
+def is_valid_session_id(text: Any) -> bool:
+    """True when ``text`` is a well-formed session id (``session-`` + [0-9a-z])."""
+    return isinstance(text, str) and SESSION_ID_RE.fullmatch(text) is not None
+
+
+def check_text(value: Any, what: str) -> str:
+    """Return ``value`` if it is a str that encodes as UTF-8, else raise InvalidInput."""
+    if not isinstance(value, str):
+        raise InvalidInput(f"{what} must be a string, not {type(value).__name__}.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        # Undecodable bytes from argv or a file arrive as lone surrogates.
+        raise InvalidInput(f"{what} is not valid UTF-8 text.") from None
+    return value
+
+
+class _FormatOnly(msgspec.Struct):
+    format: int = FORMAT_VERSION
+
+
+_format_decoder = msgspec.json.Decoder(_FormatOnly)
+
+
+def check_format(start: bytes, path: Path) -> None:
+    """Refuse a file whose header names a newer format (a damaged header passes)."""
+    first = start.split(b"\n", 1)[0]
+    try:
+        version = _format_decoder.decode(first).format
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return
+    if version > FORMAT_VERSION:
+        raise UnsupportedFormat(
+            f"session {path.name[: -len(SUFFIX)]!r} is in format {version}, newer than "
+            f"this version of Athena reads ({FORMAT_VERSION}); upgrade Athena to use it."
+        )
 
 
 def check_session_id(session_id: Any) -> str:
@@ -213,104 +261,17 @@ def last_record(fd: int, size: int) -> tuple[Header | Message | None, int]:
     return None, complete
 
 
-def append_message(
-    path: Path,
-    role: str,
-    content: str,
-    metadata: Any = None,
-    *,
-    durable: bool = False,
-) -> Message:
-    """Append one message under the exclusive lock; cut a torn last line first."""
-    with locked(path, exclusive=True) as fd:
-        size = os.fstat(fd).st_size
-        record, complete = last_record(fd, size)
-        if complete < size:
-            log.warning("session_torn_line_cut", path=str(path), bytes=size - complete)
-            os.ftruncate(fd, complete)
-        seq = record.seq + 1 if isinstance(record, Message) else 1
-        message = make_message(seq, role, content, metadata=metadata)
-        os.write(fd, encode_line(message))
-        if durable:
-            os.fsync(fd)
-    return message
-
-
-class ParsedFile(msgspec.Struct):
-    header: Header | None
-    messages: list[Message]
-    bad: list[tuple[int, bytes, str]]  # (line number, raw line, reason)
-    torn: bytes
-
-
-def parse(data: bytes) -> ParsedFile:
-    end = data.rfind(b"\n") + 1
-    torn = data[end:]
-    header: Header | None = None
-    messages: list[Message] = []
-    bad: list[tuple[int, bytes, str]] = []
-    for number, line in enumerate(data[:end].split(b"\n")[:-1], start=1):
-        try:
-            record = decode_line(line)
-        except ValueError as exc:
-            bad.append((number, line, str(exc)))
-            continue
-        if isinstance(record, Header) and number == 1:
-            header = record
-        elif isinstance(record, Message):
-            messages.append(record)
-        else:
-            bad.append((number, line, "a header line after the first line"))
-    return ParsedFile(header=header, messages=messages, bad=bad, torn=torn)
-
-
-def read_session(path: Path, *, durable: bool = True) -> tuple[Header, list[Message]]:
-    """Read a session, repairing it (cut torn tail, quarantine bad lines) when needed."""
-    with locked(path, exclusive=False) as fd:
-        parsed = parse(os.pread(fd, os.fstat(fd).st_size, 0))
-    if parsed.torn or parsed.bad or parsed.header is None:
-        parsed = _repair(path, durable=durable)
-    assert parsed.header is not None
-    return parsed.header, parsed.messages
-
-
-def _repair(path: Path, *, durable: bool) -> ParsedFile:
-    with locked(path, exclusive=True) as fd:
-        parsed = parse(os.pread(fd, os.fstat(fd).st_size, 0))
-        if parsed.torn:
-            log.warning("session_torn_line_cut", path=str(path), bytes=len(parsed.torn))
-        if parsed.bad:
-            _quarantine(path, parsed.bad)
-        header_missing = parsed.header is None
-        if header_missing:
-            parsed.header = Header(format=FORMAT_VERSION, id=path.name[: -len(SUFFIX)])
-        if parsed.bad or header_missing:
-            # Rewrite without the bad lines; rename keeps readers from seeing half a file.
-            lines = [encode_line(parsed.header)] + [encode_line(m) for m in parsed.messages]
-            atomic_write(path, b"".join(lines))
-        else:
-            os.ftruncate(fd, os.fstat(fd).st_size - len(parsed.torn))
-            if durable:
-                os.fsync(fd)
-    if parsed.bad:
-        numbers = ", ".join(str(n) for n, _, _ in parsed.bad)
-        warnings.warn(
-            f"session {parsed.header.id}: line(s) {numbers} were damaged and moved to "
-            f"{path.name[: -len(SUFFIX)]}{QUARANTINE_SUFFIX}.",
-            SessionRepaired,
-            stacklevel=3,
-        )
-    return parsed
-
-
 class QuarantinedLine(msgspec.Struct):
+    """One line of ``<id>.quarantine.jsonl``; ``line`` is None for a torn last line."""
+
     quarantined_at: str
-    line: int
+    line: int | None
     reason: str
     raw: str
 
 
-def _quarantine(path: Path, bad: list[tuple[int, bytes, str]]) -> None:
+def quarantine(path: Path, bad: list[tuple[int | None, bytes, str]]) -> None:
+    """Append damaged lines to the session's quarantine sidecar (fsynced)."""
     sidecar = path.with_name(path.name[: -len(SUFFIX)] + QUARANTINE_SUFFIX)
     now = utc_now_text()
     records = [
@@ -321,8 +282,79 @@ def _quarantine(path: Path, bad: list[tuple[int, bytes, str]]) -> None:
         handle.write(b"".join(_encoder.encode(r) + b"\n" for r in records))
         handle.flush()
         os.fsync(handle.fileno())
-    for number, _, reason in bad:
-        log.warning("session_line_quarantined", path=str(path), line=number, reason=reason)
+
+
+def decode_unterminated(tail: bytes) -> Header | Message | None:
+    """The record of a last line without its newline, if it is complete and valid."""
+    if not tail.strip():
+        return None
+    try:
+        return decode_line(tail)
+    except ValueError:
+        return None
+
+
+TORN_REASON = "torn last line (no newline, not a complete record)"
+
+
+def append_message(
+    path: Path,
+    role: str,
+    content: str,
+    metadata: Any = None,
+    *,
+    durable: bool = False,
+) -> Message:
+    """Append one message under the exclusive lock.
+
+    A last line without its newline is completed when it is a whole valid record,
+    else its bytes go to the quarantine sidecar (one warning) and it is cut.
+    """
+    with locked(path, exclusive=True) as fd:
+        check_format(os.pread(fd, _TAIL_BYTES, 0), path)
+        size = os.fstat(fd).st_size
+        record, complete = last_record(fd, size)
+        if complete < size:
+            tail = os.pread(fd, size - complete, complete)
+            finished = decode_unterminated(tail)
+            if finished is not None:
+                os.write(fd, b"\n")
+                record = finished
+            else:
+                quarantine(path, [(None, tail, TORN_REASON)])
+                os.ftruncate(fd, complete)
+                report_repair(path, torn=len(tail))
+        seq = record.seq + 1 if isinstance(record, Message) else 1
+        message = make_message(seq, role, content, metadata=metadata)
+        os.write(fd, encode_line(message))
+        if durable:
+            os.fsync(fd)
+    return message
+
+
+def report_repair(
+    path: Path,
+    *,
+    lines: list[int] | None = None,
+    torn: int = 0,
+    header_note: str | None = None,
+    stacklevel: int = 3,
+) -> None:
+    """One warning (and one log event) for one repair of a session file."""
+    session_id = path.name[: -len(SUFFIX)]
+    sidecar = f"{session_id}{QUARANTINE_SUFFIX}"
+    parts = []
+    if lines:
+        numbers = ", ".join(str(n) for n in lines)
+        parts.append(f"line(s) {numbers} were damaged and moved to {sidecar}")
+    if torn:
+        parts.append(f"a torn last line ({torn} bytes) was cut and saved to {sidecar}")
+    if header_note:
+        parts.append(header_note)
+    text = f"session {session_id}: " + "; ".join(parts) + "."
+    # Info, not warning: the warning below is the one report a user sees.
+    log.info("session_repaired", path=str(path), lines=lines or [], torn_bytes=torn)
+    warnings.warn(text, SessionRepaired, stacklevel=stacklevel)
 
 
 def read_header(path: Path) -> Header:

@@ -21,7 +21,7 @@ import structlog
 
 from athenad.errors import InvalidInput
 from athenad.ids import new_job_id
-from athenad.sessions import files
+from athenad.sessions import files, repair
 from athenad.sessions.files import (
     FORMAT_VERSION,
     QUARANTINE_SUFFIX,
@@ -219,7 +219,7 @@ class SessionManager:
     def read_session(self, session_id: str) -> tuple[Header, list[Message]]:
         """The header and every message, repairing a damaged file first."""
         path = self._existing(session_id)
-        return files.read_session(path, durable=True)
+        return repair.read_session(path, durable=True)
 
     def get_messages(self, session_id: str) -> list[Message]:
         """Every message of a session in sequence order."""

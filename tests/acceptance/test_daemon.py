@@ -284,3 +284,19 @@ def test_everything_but_execution_works_while_the_daemon_is_stopped(home):
     assert show(home, child)["status"] == "blocked"
     again = cli("athenactl", "retry", job, home=home)
     assert again.returncode == 1 and "only failed or cancelled" in again.stderr
+
+
+def test_a_file_that_is_not_a_database_is_reported_and_left_alone(home):
+    garbage = b"this is not an SQLite database\n" * 4
+    home.db_path.write_bytes(garbage)
+    for tool, args in (
+        ("athenactl", ("jobs",)),
+        ("athenactl", ("submit", "echo")),
+        ("athenad", ("start",)),
+        ("athenad", ("status", "--json")),
+    ):
+        result = cli(tool, *args, home=home)
+        assert result.returncode == 1, (tool, args, result.stderr)
+        assert "not a usable SQLite database" in result.stderr
+        assert "Traceback" not in result.stderr
+    assert home.db_path.read_bytes() == garbage
