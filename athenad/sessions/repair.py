@@ -119,9 +119,7 @@ def _repair(path: Path, *, durable: bool) -> ParsedFile:
 
 
 _STRING_FIELDS = ("name", "git_branch", "cwd", "created_at", "imported_from")
-_STRING_RE = re.compile(
-    r'"(' + "|".join(_STRING_FIELDS) + r')"\s*:\s*("(?:[^"\\]|\\.)*")'
-)
+_STRING_RE = re.compile(r'"(' + "|".join(_STRING_FIELDS) + r')"\s*:\s*("(?:[^"\\]|\\.)*")')
 _TAGS_RE = re.compile(r'"tags"\s*:\s*(\[[^\]]*\])')
 
 

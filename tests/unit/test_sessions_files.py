@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from athenad.errors import InvalidInput
 from athenad.sessions import Role, SessionManager, SessionNotFound, SessionRepaired
-from athenad.sessions.files import checksum
+from athenad.sessions.files import UnsupportedFormat, checksum
 
 
 @pytest.fixture
@@ -97,11 +97,14 @@ def test_torn_last_line_is_cut_and_earlier_messages_kept(manager):
     good = path.read_bytes()
     with open(path, "ab") as handle:
         handle.write(b'{"type":"message","seq":4,"role":"user","timest')  # killed mid-write
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # a torn tail is cut without a quarantine warning
+    with pytest.warns(SessionRepaired, match="torn last line") as caught:
         messages = manager.get_messages(session_id)
+    assert len(caught) == 1
     assert [m.content for m in messages] == ["m0", "m1", "m2"]
     assert path.read_bytes() == good
+    sidecar = manager.dir / f"{session_id}.quarantine.jsonl"
+    saved = [json.loads(line) for line in sidecar.read_text().splitlines()]
+    assert [q["raw"] for q in saved] == ['{"type":"message","seq":4,"role":"user","timest']
     assert manager.add_message(session_id, "user", "m3").seq == 4
 
 
@@ -110,8 +113,84 @@ def test_append_after_a_torn_line_cuts_it_first(manager):
     manager.add_message(session_id, "user", "m0")
     with open(manager.path_for(session_id), "ab") as handle:
         handle.write(b'{"type":"mess')
-    assert manager.add_message(session_id, "user", "m1").seq == 2
+    with pytest.warns(SessionRepaired, match="torn last line"):
+        assert manager.add_message(session_id, "user", "m1").seq == 2
     assert [m.content for m in manager.get_messages(session_id)] == ["m0", "m1"]
+    sidecar = manager.dir / f"{session_id}.quarantine.jsonl"
+    assert json.loads(sidecar.read_text())["raw"] == '{"type":"mess'
+
+
+def test_valid_last_line_missing_only_its_newline_is_kept(manager):
+    session_id = manager.create_session(git_branch="main")
+    for n in range(3):
+        manager.add_message(session_id, "user", f"m{n}")
+    path = manager.path_for(session_id)
+    whole = path.read_bytes()
+    path.write_bytes(whole[:-1])  # truncate -s -1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing was lost: no repair warning
+        assert [m.content for m in manager.get_messages(session_id)] == ["m0", "m1", "m2"]
+    assert path.read_bytes() == whole
+    assert not (manager.dir / f"{session_id}.quarantine.jsonl").exists()
+
+
+def test_append_after_a_valid_unterminated_line_keeps_it(manager):
+    session_id = manager.create_session(git_branch="main")
+    manager.add_message(session_id, "user", "m0")
+    manager.add_message(session_id, "user", "m1")
+    path = manager.path_for(session_id)
+    path.write_bytes(path.read_bytes()[:-1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert manager.add_message(session_id, "user", "m2").seq == 3
+        assert [m.content for m in manager.get_messages(session_id)] == ["m0", "m1", "m2"]
+
+
+def test_corrupt_header_keeps_what_can_be_read_of_it(manager):
+    session_id = manager.create_session(name="PR review", tags=["review"], git_branch="dev")
+    manager.add_message(session_id, "user", "m0")
+    path = manager.path_for(session_id)
+    header, rest = path.read_bytes().split(b"\n", 1)
+    created = json.loads(header)["created_at"]
+    path.write_bytes(header.replace(b'"format":1', b'"format":1\x00,') + b"\n" + rest)
+    with pytest.warns(SessionRepaired, match="recovered created_at, .*name, tags") as caught:
+        head, messages = manager.read_session(session_id)
+    assert len(caught) == 1
+    assert (head.name, head.tags, head.git_branch, head.created_at) == (
+        "PR review",
+        ["review"],
+        "dev",
+        created,
+    )
+    assert [m.content for m in messages] == ["m0"]
+    assert manager.get_session(session_id).name == "PR review"
+
+
+def test_unreadable_header_takes_created_at_from_the_first_message(manager):
+    session_id = manager.create_session(name="x", git_branch="dev")
+    first = manager.add_message(session_id, "user", "m0")
+    path = manager.path_for(session_id)
+    rest = path.read_bytes().split(b"\n", 1)[1]
+    path.write_bytes(b"\x00\x01 garbage\n" + rest)
+    with pytest.warns(SessionRepaired, match="created_at is the first message's time"):
+        head, _ = manager.read_session(session_id)
+    assert head.created_at == first.timestamp and head.id == session_id
+
+
+def test_a_newer_format_is_refused_and_left_alone(manager):
+    session_id = manager.create_session(git_branch="main")
+    manager.add_message(session_id, "user", "m0")
+    path = manager.path_for(session_id)
+    data = path.read_bytes().replace(b'"format":1', b'"format":2').replace(b'"m0"', b'"m0x"')
+    path.write_bytes(data)
+    for call in (
+        lambda: manager.get_messages(session_id),
+        lambda: manager.add_message(session_id, "user", "m1"),
+    ):
+        with pytest.raises(UnsupportedFormat, match="format 2, newer"):
+            call()
+    assert path.read_bytes() == data
+    assert not (manager.dir / f"{session_id}.quarantine.jsonl").exists()
 
 
 def test_corrupt_middle_line_is_quarantined_with_a_warning(manager):
