@@ -12,8 +12,14 @@ What makes the cache stale, and how each case is noticed cheaply:
   and re-reads only new, vanished and replaced files.
 * **A file appended to in place by another tool** (``echo >> file``) is noticed
   when a process first loads the index (every entry is checked by size and mtime
-  then) or on ``reindex``. This is the trade-off that keeps a warm lookup at two
-  ``stat`` calls instead of 10,000.
+  then), by ``list_sessions`` (which ``stat``s each entry it returns and re-reads the
+  stale ones) or on ``reindex``. ``resume_most_recent_session`` does not check each
+  entry: that trade-off keeps a warm lookup at two ``stat`` calls instead of 10,000.
+* **index.json deleted**: ``list_sessions`` notices (one ``stat``) and writes it again.
+
+``message_count`` counts message lines. After an append it is updated from the new
+bytes only (the file grew and still ends where the old entry ended, with a newline);
+any other change counts the whole file again.
 
 ``index.json`` is written atomically when a full check found it missing or stale;
 deleting it loses nothing. The journal is dropped and restarted once it passes
@@ -50,7 +56,7 @@ INDEX_FORMAT = 1
 
 class SessionInfo(msgspec.Struct, kw_only=True):
     """A session's metadata. JSON keys: id, name, tags, git_branch, cwd, created_at,
-    updated_at (last message or creation), message_count (the last sequence number),
+    updated_at (last message or creation), message_count (the number of messages),
     size and mtime_ns (of the file), imported_from."""
 
     id: str
@@ -84,11 +90,32 @@ def note_activity(directory: Path, session_id: str) -> None:
         os.close(fd)
 
 
-def summarize(path: Path, st: os.stat_result) -> SessionInfo:
-    """Metadata of one session file from its first line and its tail only."""
+_MESSAGE_START = b'{"type":"message"'
+_MESSAGE_LINE = b"\n" + _MESSAGE_START
+
+
+def _count_messages(fd: int, complete: int, previous: SessionInfo | None) -> int:
+    """Message lines in the first ``complete`` bytes (whole lines) of the file."""
+    if previous is not None and 0 < previous.size <= complete:
+        # An append: count only the new lines if the old end is still a line end.
+        start = previous.size - 1
+        if os.pread(fd, 1, start) == b"\n":
+            return previous.message_count + os.pread(fd, complete - start, start).count(
+                _MESSAGE_LINE
+            )
+    data = os.pread(fd, complete, 0)
+    return data.count(_MESSAGE_LINE) + data.startswith(_MESSAGE_START)
+
+
+def summarize(path: Path, st: os.stat_result, previous: SessionInfo | None = None) -> SessionInfo:
+    """Metadata of one session file from its first line, its tail and its line count.
+
+    ``previous`` is the entry of the same file (same inode) before it grew.
+    """
     with open(path, "rb") as handle:
         first = handle.readline()
-        record, _ = last_record(handle.fileno(), st.st_size)
+        record, complete = last_record(handle.fileno(), st.st_size)
+        count = _count_messages(handle.fileno(), complete, previous)
     try:
         header = decode_line(first.rstrip(b"\n"))
     except ValueError:
@@ -104,7 +131,7 @@ def summarize(path: Path, st: os.stat_result) -> SessionInfo:
         cwd=header.cwd,
         created_at=header.created_at,
         updated_at=last.timestamp if last else header.created_at,
-        message_count=last.seq if last else 0,
+        message_count=count,
         size=st.st_size,
         mtime_ns=st.st_mtime_ns,
         imported_from=header.imported_from,
@@ -212,9 +239,37 @@ class SessionIndex:
         changed = changed or len(entries) != len(cached)
         self._entries, self._inodes = entries, inodes
         self._order = None
-        if changed and (use_cache_file or not self.path.exists()) or changed:
+        if changed or not self.path.exists():
             self.save()
         return len(entries)
+
+    def revalidate(self, ids: list[str]) -> bool:
+        """``stat`` each listed session; re-read those whose size or mtime changed.
+
+        Rewrites a missing index.json too. Returns True when anything changed.
+        """
+        assert self._entries is not None
+        changed = False
+        for session_id in list(ids):  # update_one edits the order lists in place
+            old = self._entries.get(session_id)
+            try:
+                st = os.stat(self.dir / f"{session_id}{SUFFIX}")
+            except FileNotFoundError:
+                st = None
+            if (
+                old is None
+                or st is None
+                or (old.size, old.mtime_ns)
+                != (
+                    st.st_size,
+                    st.st_mtime_ns,
+                )
+            ):
+                self.update_one(session_id)
+                changed = True
+        if changed or not self.path.exists():
+            self.save()
+        return changed
 
     def reindex(self) -> int:
         """Re-read every session file (no cache trusted) and write index.json."""
@@ -294,10 +349,11 @@ class SessionIndex:
         old = self._entries.get(session_id)
         try:
             st = os.stat(path)
+            same_file = self._inodes.get(session_id) == st.st_ino
             self._inodes[session_id] = st.st_ino
             if not force and old and old.size == st.st_size and old.mtime_ns == st.st_mtime_ns:
                 return
-            info = summarize(path, st)
+            info = summarize(path, st, old if same_file and not force else None)
         except FileNotFoundError:
             self._inodes.pop(session_id, None)
             if old is not None:

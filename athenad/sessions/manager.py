@@ -231,9 +231,16 @@ class SessionManager:
         return summarize(path, os.stat(path))
 
     def list_sessions(self, git_branch: str | None = None) -> list[SessionInfo]:
-        """Sessions (of one branch, or all), most recently active first."""
+        """Sessions (of one branch, or all), most recently active first.
+
+        Each returned entry is checked against its file (size and mtime, one ``stat``
+        each) and re-read when stale, so files changed in place by other tools show.
+        """
         entries = self.index.entries()
-        return [entries[i] for i in self.index.ordered(git_branch)]
+        ids = self.index.ordered(git_branch)
+        if self.index.revalidate(ids):
+            ids = self.index.ordered(git_branch)
+        return [entries[i] for i in ids]
 
     def resume_most_recent_session(self, git_branch: str | None = None) -> str | None:
         """The id of the most recently active session (of one branch), or None."""

@@ -11,6 +11,7 @@ import pytest
 
 from athenad.sessions import SessionManager
 from athenad.sessions import index as index_mod
+from athenad.sessions.files import encode_line, make_message
 
 
 @pytest.fixture
@@ -175,3 +176,49 @@ def test_the_folder_moved_away_and_back(sessions_dir, tmp_path):
     shutil.move(tmp_path / "elsewhere", sessions_dir)
     os.utime(sessions_dir, ns=(time.time_ns(), time.time_ns() + 10**9))
     assert manager.resume_most_recent_session() == a
+
+
+def test_message_count_counts_messages_after_a_quarantine(sessions_dir):
+    manager = SessionManager(sessions_dir)
+    session_id = make(manager, "q", "main", messages=5)
+    path = manager.path_for(session_id)
+    path.write_bytes(path.read_bytes().replace(b'"q 2"', b'"q 2 edited"'))  # bad checksum
+    with pytest.warns(UserWarning):
+        assert len(manager.get_messages(session_id)) == 4
+    assert manager.get_session(session_id).message_count == 4
+    assert manager.list_sessions()[0].message_count == 4
+    manager.add_message(session_id, "user", "after")  # counted from the new bytes
+    assert manager.list_sessions()[0].message_count == 5
+    assert SessionManager(sessions_dir).list_sessions()[0].message_count == 5
+    assert manager.reindex() == 1 and manager.list_sessions()[0].message_count == 5
+
+
+def test_list_sees_a_file_appended_in_place_by_another_tool(sessions_dir):
+    manager = SessionManager(sessions_dir)
+    a = make(manager, "a", "main", messages=1)
+    b = make(manager, "b", "main", messages=1)
+    assert [s.id for s in manager.list_sessions()] == [b, a]
+    writer = SessionManager(sessions_dir)
+    time.sleep(0.002)
+    line = writer.add_message(a, "user", "x")
+    # Replay that append as a foreign tool would: no activity journal entry.
+    path = manager.path_for(a)
+    manager.list_sessions()
+    data = path.read_bytes()
+    extra = encode_line(make_message(line.seq + 1, "user", "by hand"))
+    with open(path, "ab") as handle:
+        handle.write(extra)
+    listed = {s.id: s for s in manager.list_sessions()}
+    assert listed[a].size == len(data) + len(extra)
+    assert listed[a].message_count == 3
+
+
+def test_list_rewrites_a_deleted_index_json(sessions_dir):
+    manager = SessionManager(sessions_dir)
+    make(manager, "a", "main")
+    manager.list_sessions()
+    index_file = sessions_dir / "index.json"
+    assert index_file.exists()
+    index_file.unlink()
+    assert len(manager.list_sessions()) == 1
+    assert [s["name"] for s in json.loads(index_file.read_bytes())["sessions"]] == ["a"]
