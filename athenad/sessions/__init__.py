@@ -1,6 +1,13 @@
 """Conversation sessions as plain JSON Lines files under ``.athena/sessions/``."""
 
-from athenad.sessions.files import Header, Message, SessionNotFound, SessionRepaired
+from athenad.sessions.files import (
+    Header,
+    Message,
+    SessionNotFound,
+    SessionRepaired,
+    UnsupportedFormat,
+    is_valid_session_id,
+)
 from athenad.sessions.index import SessionInfo
 from athenad.sessions.manager import Checkpoint, Role, SessionManager
 
@@ -13,4 +20,6 @@ __all__ = [
     "SessionManager",
     "SessionNotFound",
     "SessionRepaired",
+    "UnsupportedFormat",
+    "is_valid_session_id",
 ]

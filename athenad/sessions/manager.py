@@ -31,6 +31,7 @@ from athenad.sessions.files import (
     SessionNotFound,
     atomic_write,
     check_session_id,
+    check_text,
     encode_line,
 )
 from athenad.sessions.gitinfo import current_branch
@@ -86,6 +87,7 @@ def _check_tags(tags: Iterable[str] | str) -> list[str]:
     for tag in tags:
         if not isinstance(tag, str) or not tag.strip():
             raise InvalidInput(f"tag {tag!r} is not a non-empty string.")
+        check_text(tag, "a tag")
         if tag not in out:
             out.append(tag)
     return out
@@ -94,8 +96,12 @@ def _check_tags(tags: Iterable[str] | str) -> list[str]:
 class SessionManager:
     """Conversation sessions stored as files in one sessions directory.
 
-    ``session_dir`` is the sessions directory itself; a directory not named
-    ``sessions`` (such as ``.athena``) means ``<dir>/sessions``. With
+    Where the files go, from ``session_dir``: a path whose last component is
+    ``sessions`` is the sessions directory itself; any other path is taken as a
+    state directory (such as ``.athena``) and its ``sessions`` subdirectory is
+    used. So ``SessionManager(".athena")`` and ``SessionManager(".athena/sessions")``
+    are the same store, and ``SessionManager("/x/mysess")`` stores in
+    ``/x/mysess/sessions``. The directory is created if missing. With
     ``durable=True`` every append is fsynced (survives power loss, costs a disk
     flush); by default an append survives the death of the process but not of the
     machine's power, and a torn last line is cut on the next open.
@@ -146,8 +152,10 @@ class SessionManager:
         git_branch: str | None,
         imported_from: str | None,
     ) -> Header:
-        if name is not None and not isinstance(name, str):
-            raise InvalidInput(f"session name {name!r} is not a string.")
+        if name is not None:
+            check_text(name, "the session name")
+        if git_branch is not None:
+            check_text(git_branch, "the branch")
         cwd = self.cwd or Path.cwd()
         return Header(
             format=FORMAT_VERSION,
@@ -155,7 +163,8 @@ class SessionManager:
             name=name,
             tags=_check_tags(tags),
             git_branch=git_branch if git_branch is not None else current_branch(cwd),
-            cwd=str(cwd),
+            # A directory name need not be UTF-8; the header must be.
+            cwd=os.fsencode(cwd).decode("utf-8", "replace"),
             created_at=utc_now_text(),
             imported_from=imported_from,
         )
@@ -192,8 +201,7 @@ class SessionManager:
     ) -> Message:
         """Append one message (one line) and return it with its ``seq`` and checksum."""
         role = coerce_role(role)
-        if not isinstance(content, str):
-            raise InvalidInput(f"message content must be a string, not {type(content).__name__}.")
+        check_text(content, "the message content")
         if metadata is not None and not isinstance(metadata, dict):
             raise InvalidInput("message metadata must be a dict.")
         path = self.path_for(session_id)

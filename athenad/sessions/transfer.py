@@ -14,14 +14,22 @@ gets a new id and ``imported_from`` names the original.
 
 from __future__ import annotations
 
+import datetime as _dt
 from typing import Any
 
 import msgspec
 
 from athenad.errors import InvalidInput
-from athenad.sessions.files import FORMAT_VERSION, Header, Message, encode_line, make_message
+from athenad.sessions.files import (
+    FORMAT_VERSION,
+    Header,
+    Message,
+    check_text,
+    encode_line,
+    make_message,
+)
 from athenad.sessions.manager import SessionManager, coerce_role
-from athenad.timefmt import utc_now_text
+from athenad.timefmt import format_ts, utc_now_text
 
 FORMATS = ("md", "json", "jsonl")
 EXPORT_FORMAT = 1
@@ -100,23 +108,25 @@ def _to_markdown(header: Header, messages: list[Message]) -> str:
 
 
 def import_session(manager: SessionManager, data: bytes | str, source: str = "input") -> str:
-    """Create a session from an export in any of our formats; returns its id."""
-    text = data.decode("utf-8") if isinstance(data, bytes) else data
-    header, messages = parse_export(text, source)
-    new_header = Header(
-        format=FORMAT_VERSION,
-        id="",
-        name=header.name,
-        tags=list(header.tags),
-        git_branch=header.git_branch,
-        cwd=header.cwd,
-        created_at=header.created_at or utc_now_text(),
-        imported_from=header.imported_from,
-    )
+    """Create a session from an export in any of our formats; returns its id.
+
+    Every field is checked first (text is UTF-8, timestamps are times, roles are
+    known); the first problem is an InvalidInput naming the line or message.
+    """
+    if isinstance(data, bytes):
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidInput(
+                f"{source} is not UTF-8 text (byte {exc.start} is not), so not a session export."
+            ) from None
+    else:
+        text = data
+    header, messages, places = parse_export(text, source)
+    new_header = _checked_header(header, f"the header of {source}")
     made = []
-    for seq, loose in enumerate(messages, start=1):
-        role = coerce_role(loose.role).value
-        made.append(make_message(seq, role, loose.content, loose.timestamp, loose.metadata))
+    for seq, (loose, where) in enumerate(zip(messages, places, strict=True), start=1):
+        made.append(_checked_message(seq, loose, where))
     wanted = header.id
     valid_id = True
     try:
@@ -128,7 +138,70 @@ def import_session(manager: SessionManager, data: bytes | str, source: str = "in
     return manager.write_new_session(new_header, made, session_id=wanted if valid_id else None)
 
 
-def parse_export(text: str, source: str) -> tuple[_LooseHeader, list[_LooseMessage]]:
+def _invalid(where: str, problem: str) -> InvalidInput:
+    return InvalidInput(f"{where}: {problem}")
+
+
+def _checked_time(value: Any, where: str, what: str) -> str:
+    """A timestamp in our text form (UTC), from any ISO 8601 time; else InvalidInput."""
+    try:
+        if not isinstance(value, str):
+            raise ValueError
+        moment = _dt.datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise _invalid(
+            where, f"{what} {value!r} is not a time like '2026-11-26 10:00:00.123'."
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=_dt.UTC)  # our own timestamps are UTC, unmarked
+    return format_ts(moment)
+
+
+def _checked_str(value: Any, where: str, what: str) -> Any:
+    if value is None:
+        return None
+    try:
+        return check_text(value, what)
+    except InvalidInput as exc:
+        raise _invalid(where, exc.message) from None
+
+
+def _checked_header(header: _LooseHeader, where: str) -> Header:
+    for tag in header.tags:
+        if not isinstance(tag, str) or not tag.strip():
+            raise _invalid(where, f"tag {tag!r} is not a non-empty string.")
+        _checked_str(tag, where, "a tag")
+    created = header.created_at
+    return Header(
+        format=FORMAT_VERSION,
+        id="",
+        name=_checked_str(header.name, where, "the name"),
+        tags=list(dict.fromkeys(header.tags)),
+        git_branch=_checked_str(header.git_branch, where, "the branch"),
+        cwd=_checked_str(header.cwd, where, "the cwd"),
+        created_at=utc_now_text()
+        if created is None
+        else _checked_time(created, where, "created_at"),
+        imported_from=_checked_str(header.imported_from, where, "imported_from"),
+    )
+
+
+def _checked_message(seq: int, loose: _LooseMessage, where: str) -> Message:
+    try:
+        role = coerce_role(loose.role).value
+    except InvalidInput as exc:
+        raise _invalid(where, exc.message) from None
+    content = _checked_str(loose.content, where, "the content")
+    stamp = None if loose.timestamp is None else _checked_time(loose.timestamp, where, "timestamp")
+    if loose.metadata is not None and not isinstance(loose.metadata, dict):
+        raise _invalid(where, "metadata must be a JSON object.")
+    return make_message(seq, role, content, stamp, loose.metadata)
+
+
+Parsed = tuple[_LooseHeader, list[_LooseMessage], list[str]]
+
+
+def parse_export(text: str, source: str) -> Parsed:
     """Recognise and read one of our export formats."""
     stripped = text.lstrip()
     if stripped.startswith("{"):
@@ -143,25 +216,27 @@ def parse_export(text: str, source: str) -> tuple[_LooseHeader, list[_LooseMessa
             document = msgspec.json.decode(stripped, type=_LooseDocument)
         except msgspec.DecodeError as exc:
             raise InvalidInput(f"{source} is not a session export in JSON: {exc}.") from None
-        return document.session, document.messages
+        places = [f"message {n} of {source}" for n in range(1, len(document.messages) + 1)]
+        return document.session, document.messages, places
     if _SESSION_MARK in text:
         return _parse_markdown(text, source)
     raise InvalidInput(f"{source} is not a session export (md, json or jsonl).")
 
 
-def _parse_jsonl(text: str, source: str) -> tuple[_LooseHeader, list[_LooseMessage]]:
-    lines = [line for line in text.split("\n") if line.strip()]
+def _parse_jsonl(text: str, source: str) -> Parsed:
+    lines = [(n, line) for n, line in enumerate(text.split("\n"), start=1) if line.strip()]
     try:
-        header = msgspec.json.decode(lines[0], type=_LooseHeader)
-        messages = []
-        for number, line in enumerate(lines[1:], start=2):
-            try:
-                messages.append(msgspec.json.decode(line, type=_LooseMessage))
-            except msgspec.DecodeError as exc:
-                raise InvalidInput(f"line {number} of {source} is not a message: {exc}.") from None
+        header = msgspec.json.decode(lines[0][1], type=_LooseHeader)
     except msgspec.DecodeError as exc:
         raise InvalidInput(f"the first line of {source} is not a session header: {exc}.") from None
-    return header, messages
+    messages, places = [], []
+    for number, line in lines[1:]:
+        try:
+            messages.append(msgspec.json.decode(line, type=_LooseMessage))
+        except msgspec.DecodeError as exc:
+            raise InvalidInput(f"line {number} of {source} is not a message: {exc}.") from None
+        places.append(f"line {number} of {source}")
+    return header, messages, places
 
 
 def _marker(text: str, start: int, mark: str, source: str) -> tuple[dict[str, Any], int]:
@@ -177,11 +252,14 @@ def _marker(text: str, start: int, mark: str, source: str) -> tuple[dict[str, An
     return value, end + 1
 
 
-def _parse_markdown(text: str, source: str) -> tuple[_LooseHeader, list[_LooseMessage]]:
+def _parse_markdown(text: str, source: str) -> Parsed:
     head_at = text.find(_SESSION_MARK)
     raw_header, pos = _marker(text, head_at, _SESSION_MARK, source)
-    header = msgspec.convert(raw_header, _LooseHeader)
-    messages = []
+    try:
+        header = msgspec.convert(raw_header, _LooseHeader)
+    except msgspec.ValidationError as exc:
+        raise InvalidInput(f"the session marker of {source} is not a header: {exc}.") from None
+    messages, places = [], []
     while True:
         at = text.find("\n" + _MESSAGE_MARK, pos)
         if at < 0:
@@ -205,4 +283,6 @@ def _parse_markdown(text: str, source: str) -> tuple[_LooseHeader, list[_LooseMe
             )
         except KeyError:
             raise InvalidInput(f"{source} has a message marker without a role.") from None
-    return header, messages
+        line = text.count("\n", 0, at + 1) + 1
+        places.append(f"message {len(messages)} (line {line}) of {source}")
+    return header, messages, places

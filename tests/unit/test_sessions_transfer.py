@@ -110,3 +110,44 @@ def test_unknown_export_format(source):
     manager, session_id = source
     with pytest.raises(InvalidInput, match="xml"):
         export_session(manager, session_id, "xml")
+
+
+def _jsonl(header: dict, *messages: dict) -> bytes:
+    lines = [{"type": "header", "format": 1, **header}, *messages]
+    return "\n".join(json.dumps(line) for line in lines).encode() + b"\n"
+
+
+def test_import_refuses_a_bad_timestamp_naming_the_line(tmp_path):
+    manager = SessionManager(tmp_path / "s")
+    good = {
+        "type": "message",
+        "role": "user",
+        "content": "a",
+        "timestamp": "2026-01-02 03:04:05.678",
+    }
+    bad = {"type": "message", "role": "user", "content": "b", "timestamp": "not a time"}
+    with pytest.raises(InvalidInput, match="line 3 of x.jsonl: timestamp 'not a time' is not"):
+        import_session(manager, _jsonl({"id": "session-t1"}, good, bad), source="x.jsonl")
+    with pytest.raises(InvalidInput, match="header of x.jsonl: created_at 'yesterday'"):
+        import_session(manager, _jsonl({"created_at": "yesterday"}, good), source="x.jsonl")
+    assert manager.list_sessions() == []
+    assert manager.resume_most_recent_session() is None
+
+
+def test_import_normalises_iso_times_and_checks_roles_and_text(tmp_path):
+    manager = SessionManager(tmp_path / "s")
+    msg = {"type": "message", "role": "user", "content": "a", "timestamp": "2026-01-02T03:04:05Z"}
+    session_id = import_session(manager, _jsonl({"created_at": "2026-01-02T03:00:00+00:00"}, msg))
+    header, messages = manager.read_session(session_id)
+    assert header.created_at == "2026-01-02 03:00:00.000"
+    assert messages[0].timestamp == "2026-01-02 03:04:05.000"
+    with pytest.raises(InvalidInput, match="line 2 of input: role 'bot'"):
+        import_session(manager, _jsonl({}, {**msg, "role": "bot"}))
+    with pytest.raises(InvalidInput, match="line 2 of input"):
+        import_session(manager, _jsonl({}, {**msg, "content": "bad \udcff"}))
+
+
+def test_import_of_a_binary_file_is_a_clear_error(tmp_path):
+    manager = SessionManager(tmp_path / "s")
+    with pytest.raises(InvalidInput, match="bin.dat is not UTF-8 text"):
+        import_session(manager, b"\x89PNG\r\n\x1a\n\xff\xfe", source="bin.dat")
