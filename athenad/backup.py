@@ -4,8 +4,10 @@ The archive holds ``manifest.json``, ``athena.db`` (a snapshot made with SQLite'
 online backup API, consistent even while workers write, in rollback-journal mode so
 it is one self-contained file) and ``.athena/`` without the run directory and the pid
 file. Session files are read under their shared lock, so no half-written line is
-copied. Restoring refuses while the daemon runs; what it replaces is moved aside to
-``.athena-before-restore-<time>/``, never deleted.
+copied. The archive may not be written inside ``.athena/`` (it would hold itself and
+earlier backups), and its directory must exist. Restoring refuses while the daemon
+or any worker of the home runs (an orphaned worker can outlive its supervisor); what
+it replaces is moved aside to ``.athena-before-restore-<time>/``, never deleted.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 
 import apsw
 import msgspec
+import psutil
 import structlog
 
 from athenad.errors import DaemonError, InvalidInput
@@ -62,17 +65,18 @@ def snapshot_db(source: Path, target: Path, *, timeout_s: float = 30.0) -> None:
         src.close()
 
 
-def _state_files(state_dir: Path) -> list[Path]:
+def _state_files(state_dir: Path, exclude: tuple[Path, ...] = ()) -> list[Path]:
     found = []
     for root, dirs, names in os.walk(state_dir):
         here = Path(root)
         if here == state_dir:
             dirs[:] = [d for d in dirs if d not in _SKIP_DIRS]
+        dirs[:] = [d for d in dirs if here / d not in exclude]
         for name in sorted(names):
             if here == state_dir and name in _SKIP_FILES:
                 continue
-            if name.endswith(".tmp"):
-                continue  # an atomic write in progress
+            if name.endswith(".tmp") or here / name in exclude:
+                continue  # an atomic write in progress, or this backup's own files
             found.append(here / name)
     return found
 
@@ -97,11 +101,7 @@ def _add_file(archive: tarfile.TarFile, path: Path, arcname: str) -> bool:
 
 def backup(home: Home, dest: str | os.PathLike[str]) -> dict[str, Any]:
     """Write the archive to ``dest`` (atomically); returns what went in."""
-    dest = Path(dest).expanduser()
-    if dest.is_dir():
-        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-        dest = dest / f"athena-backup-{stamp}.tar.gz"
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest = _check_dest(home, Path(dest).expanduser())
     has_db = home.db_path.exists()
     count = 0
     with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".athena-backup-") as work:
@@ -112,7 +112,7 @@ def backup(home: Home, dest: str | os.PathLike[str]) -> dict[str, Any]:
                 snapshot_db(home.db_path, snap)
                 archive.add(snap, arcname=DB_NAME)
             if home.state_dir.is_dir():
-                for path in _state_files(home.state_dir):
+                for path in _state_files(home.state_dir, exclude=(Path(work), dest)):
                     rel = path.relative_to(home.root).as_posix()
                     count += _add_file(archive, path, rel)
             manifest = {
@@ -132,6 +132,41 @@ def backup(home: Home, dest: str | os.PathLike[str]) -> dict[str, Any]:
     return {"path": str(dest), "database": has_db, "files": count}
 
 
+def _check_dest(home: Home, dest: Path) -> Path:
+    """The archive's path: its directory must exist and lie outside ``.athena/``."""
+    if dest.is_dir():
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+        dest = dest / f"athena-backup-{stamp}.tar.gz"
+    dest = dest.parent.resolve() / dest.name
+    if not dest.parent.is_dir():
+        raise InvalidInput(f"the directory {dest.parent} does not exist; create it first.")
+    state = home.state_dir.resolve()
+    if dest == state or state in dest.parents:
+        raise InvalidInput(
+            f"{dest} is inside {state}; write the backup outside .athena/, "
+            "or it would contain itself and earlier backups."
+        )
+    return dest
+
+
+def home_workers(home: Home) -> list[int]:
+    """Pids of live worker processes of this home (``python -m workers --home <root>``)."""
+    root = home.root.resolve()
+    found = []
+    for process in psutil.process_iter(["pid", "cmdline"]):
+        cmdline = process.info.get("cmdline") or []
+        try:
+            at = cmdline.index("-m")
+            if cmdline[at + 1] != "workers":
+                continue
+            where = Path(cmdline[cmdline.index("--home") + 1])
+        except (ValueError, IndexError):
+            continue
+        if where == root or where.resolve() == root:
+            found.append(process.info["pid"])
+    return found
+
+
 def _check_member(member: tarfile.TarInfo, source: str) -> PurePosixPath:
     path = PurePosixPath(member.name)
     if path.is_absolute() or ".." in path.parts or not path.parts:
@@ -148,6 +183,13 @@ def restore(home: Home, source: str | os.PathLike[str]) -> dict[str, Any]:
     pid = read_pid(home)
     if pid is not None:
         raise DaemonError(f"the daemon is running (pid {pid}); stop it before restoring.")
+    workers = home_workers(home)
+    if workers:
+        pids = ", ".join(str(p) for p in workers)
+        raise DaemonError(
+            f"worker process(es) of this home are still running (pid {pids}); "
+            "wait for them to exit or stop them before restoring."
+        )
     source = Path(source).expanduser()
     if not source.is_file():
         raise InvalidInput(f"{source} is not a backup file.")

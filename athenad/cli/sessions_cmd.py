@@ -12,30 +12,66 @@ JSON output (``--json``), stable keys:
   ``reindex``: ``{"sessions"}``; ``rm``: ``{"id", "removed"}``
 * ``backup``: ``{"path", "database", "files"}``; ``restore``: the same plus
   ``previous_saved_to``
+
+The read-only commands (list, show, continue, resume, export, reindex, rm) refuse a
+home without ``.athena/``; new, add and import create it. Output cut short by the
+reader (``| head``) ends the command quietly with exit code 141, like SIGPIPE.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import os
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 
 from athenad import backup as backup_mod
 from athenad.cli.common import fail, handle_errors, home_option, json_option, print_json
 from athenad.cli.common import resolve_home as _resolve_home
+from athenad.errors import InvalidInput
 from athenad.logs import configure_logging
 from athenad.sessions import Message, Role, SessionInfo, SessionManager
+from athenad.sessions.files import atomic_write
 from athenad.sessions.transfer import FORMATS, export_session, import_session
 
 PICKER_ROWS = 20
 
 
-def _manager(home: str | None) -> SessionManager:
-    return SessionManager(_resolve_home(home).sessions_dir)
+def _manager(home: str | None, *, create: bool = False) -> SessionManager:
+    """The home's sessions; unless ``create``, the home must already have ``.athena/``."""
+    resolved = _resolve_home(home)
+    if not create and not resolved.state_dir.is_dir():
+        raise InvalidInput(f"{resolved.root} is not an Athena home (it has no .athena/ directory).")
+    return SessionManager(resolved.sessions_dir)
+
+
+def _pipe_safe(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Stop quietly (exit 141) when the reader of stdout went away, as with ``| head``."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except BrokenPipeError:
+            # Point stdout at /dev/null so the flush at exit does not complain again.
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(141)
+
+    return wrapper
+
+
+def _read_utf8(data: bytes, what: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"{what} is not UTF-8 text (byte {exc.start} is not).") from None
 
 
 class _Stderr:
@@ -118,6 +154,7 @@ def sessions_group() -> None:
 @json_option
 @home_option
 @handle_errors
+@_pipe_safe
 def list_cmd(branch: str | None, as_json: bool, home: str | None) -> None:
     """List sessions, most recently active first."""
     sessions = _manager(home).list_sessions(git_branch=branch)
@@ -136,6 +173,7 @@ def list_cmd(branch: str | None, as_json: bool, home: str | None) -> None:
 @json_option
 @home_option
 @handle_errors
+@_pipe_safe
 def show_cmd(session_id: str, last: int | None, as_json: bool, home: str | None) -> None:
     """Show a session's details and messages."""
     _show(_manager(home), session_id, last, as_json)
@@ -148,11 +186,12 @@ def show_cmd(session_id: str, last: int | None, as_json: bool, home: str | None)
 @json_option
 @home_option
 @handle_errors
+@_pipe_safe
 def new_cmd(
     name: str | None, tags: tuple[str, ...], branch: str | None, as_json: bool, home: str | None
 ) -> None:
     """Create a session and print its id."""
-    session_id = _manager(home).create_session(name=name, tags=tags, git_branch=branch)
+    session_id = _manager(home, create=True).create_session(name=name, tags=tags, git_branch=branch)
     print_json({"id": session_id}) if as_json else click.echo(session_id)
 
 
@@ -168,10 +207,14 @@ def new_cmd(
 @json_option
 @home_option
 @handle_errors
+@_pipe_safe
 def add_cmd(session_id: str, role: str, text: str, as_json: bool, home: str | None) -> None:
     """Append a message (TEXT, or - to read it from stdin)."""
-    content = sys.stdin.read() if text == "-" else text
-    message = _manager(home).add_message(session_id, role, content)
+    if text == "-":
+        content = _read_utf8(sys.stdin.buffer.read(), "the message on stdin")
+    else:
+        content = text
+    message = _manager(home, create=True).add_message(session_id, role, content)
     print_json(message) if as_json else click.echo(str(message.seq))
 
 
@@ -181,6 +224,7 @@ def add_cmd(session_id: str, role: str, text: str, as_json: bool, home: str | No
 @json_option
 @home_option
 @handle_errors
+@_pipe_safe
 def continue_cmd(branch: str | None, last: int, as_json: bool, home: str | None) -> None:
     """Show the most recent session on the current git branch."""
     manager = _manager(home)
@@ -225,6 +269,7 @@ def _pick(manager: SessionManager) -> str:
 @json_option
 @home_option
 @handle_errors
+@_pipe_safe
 def resume_cmd(session_id: str | None, last: int, as_json: bool, home: str | None) -> None:
     """Show a session to resume; without ID, pick one interactively."""
     manager = _manager(home)
@@ -239,16 +284,39 @@ def resume_cmd(session_id: str | None, last: int, as_json: bool, home: str | Non
 @click.argument("session_id")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="md", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None)
+@click.option("--force", is_flag=True, help="Replace OUTPUT if it exists.")
 @home_option
 @handle_errors
-def export_cmd(session_id: str, fmt: str, output: str | None, home: str | None) -> None:
-    """Export a session as Markdown, JSON or JSON Lines."""
+@_pipe_safe
+def export_cmd(
+    session_id: str, fmt: str, output: str | None, force: bool, home: str | None
+) -> None:
+    """Export a session as Markdown, JSON or JSON Lines (to stdout, or -o FILE)."""
+    manager = _manager(home)
+    target = _export_target(output, _resolve_home(home).state_dir, force) if output else None
     with _repair_warnings():
-        text = export_session(_manager(home), session_id, fmt)
-    if output is None:
+        text = export_session(manager, session_id, fmt)
+    if target is None:
         click.echo(text, nl=False)
     else:
-        Path(output).write_text(text, encoding="utf-8")
+        atomic_write(target, text.encode("utf-8"))
+
+
+def _export_target(output: str, state_dir: Path, force: bool) -> Path:
+    """Where an export may go: never into Athena's own files, never over a file unasked."""
+    target = Path(output).expanduser().resolve()
+    state = state_dir.resolve()
+    if target == state or state in target.parents or ".athena" in target.parts:
+        raise InvalidInput(
+            f"{output} is inside Athena's state directory (.athena/); export to a file outside it."
+        )
+    if target.is_dir():
+        raise InvalidInput(f"{output} is a directory; give a file name.")
+    if target.exists() and not force:
+        raise InvalidInput(f"{output} exists; pass --force to replace it.")
+    if not target.parent.is_dir():
+        raise InvalidInput(f"the directory {target.parent} does not exist.")
+    return target
 
 
 @sessions_group.command("import")
@@ -256,10 +324,11 @@ def export_cmd(session_id: str, fmt: str, output: str | None, home: str | None) 
 @json_option
 @home_option
 @handle_errors
+@_pipe_safe
 def import_cmd(file: str, as_json: bool, home: str | None) -> None:
     """Import a session exported as md, json or jsonl."""
     data = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
-    manager = _manager(home)
+    manager = _manager(home, create=True)
     session_id = import_session(manager, data, source=file)
     info = manager.get_session(session_id)
     if as_json:
@@ -274,6 +343,7 @@ def import_cmd(file: str, as_json: bool, home: str | None) -> None:
 @json_option
 @home_option
 @handle_errors
+@_pipe_safe
 def reindex_cmd(as_json: bool, home: str | None) -> None:
     """Rebuild index.json from the session files."""
     count = _manager(home).reindex()
@@ -285,6 +355,7 @@ def reindex_cmd(as_json: bool, home: str | None) -> None:
 @json_option
 @home_option
 @handle_errors
+@_pipe_safe
 def rm_cmd(session_id: str, as_json: bool, home: str | None) -> None:
     """Delete a session file and its sidecars."""
     _manager(home).delete_session(session_id)
@@ -298,6 +369,7 @@ def rm_cmd(session_id: str, as_json: bool, home: str | None) -> None:
 @json_option
 @home_option
 @handle_errors
+@_pipe_safe
 def backup_command(dest: str, as_json: bool, home: str | None) -> None:
     """Write athena.db (a consistent snapshot) and .athena/ into one archive at DEST."""
     _quiet_logs()
@@ -313,6 +385,7 @@ def backup_command(dest: str, as_json: bool, home: str | None) -> None:
 @json_option
 @home_option
 @handle_errors
+@_pipe_safe
 def restore_command(src: str, as_json: bool, home: str | None) -> None:
     """Restore athena.db and .athena/ from an archive (the daemon must be stopped)."""
     _quiet_logs()

@@ -174,3 +174,71 @@ def test_archives_with_unsafe_paths_are_refused(tmp_path):
         restore(home, evil)
     assert not (tmp_path / "escaped.txt").exists()
     assert not (home.root / "escaped.txt").exists()
+
+
+def test_backup_refuses_a_destination_inside_state_or_in_a_missing_directory(tmp_path):
+    home = Home.resolve(tmp_path / "home").ensure()
+    SessionManager(home.sessions_dir).create_session(git_branch="main")
+    for dest in (home.state_dir / "b.tar.gz", home.state_dir, home.sessions_dir / "x.tar.gz"):
+        with pytest.raises(InvalidInput, match="inside .*write the backup outside"):
+            backup(home, dest)
+    with pytest.raises(InvalidInput, match="does not exist; create it first"):
+        backup(home, tmp_path / "nonexistent" / "dir" / "b.tar.gz")
+    assert not (tmp_path / "nonexistent").exists()
+    leftovers = [p.name for p in home.state_dir.iterdir() if p.name.startswith(".athena-backup")]
+    assert leftovers == []
+    result = backup(home, tmp_path)  # a directory: a dated file inside it
+    with tarfile.open(result["path"]) as archive:
+        names = archive.getnames()
+    assert not any("athena-backup" in name for name in names)
+    assert any(name.endswith(".jsonl") for name in names)
+
+
+@pytest.mark.timeout(30)
+def test_restore_refuses_while_an_orphaned_worker_of_the_home_lives(tmp_path):
+    home = Home.resolve(tmp_path / "home").ensure()
+    archive = tmp_path / "b.tar.gz"
+    backup(home, archive)
+    other = Home.resolve(tmp_path / "other").ensure()
+    # Same command line shape as the supervisor's workers; no pid file is locked.
+    code = "print('up', flush=True); import time; time.sleep(60)"
+    worker = subprocess.Popen(
+        [sys.executable, "-c", code, "-m", "workers", "--home", str(home.root), "--index", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert worker.stdout.readline().strip() == "up"
+        with pytest.raises(DaemonError, match=f"worker process.*pid {worker.pid}"):
+            restore(home, archive)
+        restore(other, archive)  # a worker of another home does not matter
+    finally:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait()
+    restore(home, archive)
+
+
+@pytest.mark.timeout(30)
+def test_output_cut_short_by_the_reader_ends_quietly(tmp_path):
+    home = Home.resolve(tmp_path / "home").ensure()
+    manager = SessionManager(home.sessions_dir)
+    session_id = manager.create_session(git_branch="main")
+    for n in range(10):
+        manager.add_message(session_id, "user", f"{n}\n" + "x" * 100_000)
+    command = [sys.executable, "-m", "athenad.cli.ctl", "sessions", "continue", "--branch", "main"]
+    proc = subprocess.Popen(
+        [*command, "--home", str(home.root)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+    )
+    try:
+        proc.stdout.readline()
+        proc.stdout.close()  # like `| head -1`
+        stderr = proc.stderr.read().decode()
+        assert proc.wait(timeout=20) == 141
+    finally:
+        proc.kill()
+        proc.wait()
+    assert stderr == ""

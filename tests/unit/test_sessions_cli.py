@@ -164,3 +164,71 @@ def test_backup_and_restore_commands(home, tmp_path):
     assert json.loads(result.stdout)["previous_saved_to"]
     shown = json.loads(run(["show", session_id, "--json"], home).stdout)
     assert [m["content"] for m in shown["messages"]] == ["keep me"]
+
+
+def test_export_never_writes_into_athena_state_and_never_overwrites_unasked(home, tmp_path):
+    session_id = new(home, "--name", "x", "--branch", "main")
+    run(["add", session_id, "--role", "user", "precious"], home)
+    live = tmp_path / "home" / ".athena" / "sessions" / f"{session_id}.jsonl"
+    before = live.read_bytes()
+    for target in (live, tmp_path / "home" / ".athena" / "notes.md"):
+        result = run(["export", session_id, "--format", "md", "-o", str(target)], home, code=1)
+        assert "inside Athena's state directory" in result.output
+    assert live.read_bytes() == before
+    shown = json.loads(run(["show", session_id, "--json"], home).stdout)
+    assert [m["content"] for m in shown["messages"]] == ["precious"]
+
+    out = tmp_path / "out.md"
+    out.write_text("mine")
+    result = run(["export", session_id, "-o", str(out)], home, code=1)
+    assert "exists; pass --force" in result.output and out.read_text() == "mine"
+    run(["export", session_id, "-o", str(out), "--force"], home)
+    assert "precious" in out.read_text()
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+    result = run(["export", session_id, "-o", str(tmp_path / "no" / "x.md")], home, code=1)
+    assert "does not exist" in result.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["list"],
+        ["show", "session-abc"],
+        ["continue"],
+        ["resume", "session-abc"],
+        ["export", "session-abc"],
+        ["reindex"],
+        ["rm", "session-abc"],
+    ],
+)
+def test_read_only_commands_refuse_a_home_without_state(home, tmp_path, args):
+    result = run(args, home, code=1)
+    assert "is not an Athena home" in result.output
+    assert not (tmp_path / "home").exists()
+
+
+def test_non_utf8_input_is_one_clear_error(home, tmp_path):
+    session_id = new(home, "--branch", "main")
+    cases = [
+        (["add", session_id, "--role", "user", "-"], b"ok\xff", "stdin is not UTF-8"),
+        (["add", session_id, "--role", "user", "bad\udcff"], None, "content is not valid UTF-8"),
+        (["new", "--name", "n\udcff"], None, "session name is not valid UTF-8"),
+        (["new", "--tag", "t\udcff"], None, "a tag is not valid UTF-8"),
+    ]
+    binary = tmp_path / "bin.dat"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe\x00")
+    cases.append((["import", str(binary)], None, "is not UTF-8 text"))
+    for args, stdin, expected in cases:
+        result = run(args, home, input=stdin, code=1)
+        assert result.output.startswith("error:") and expected in result.output, result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert json.loads(run(["list", "--json"], home).stdout)[0]["message_count"] == 0
+
+
+def test_new_from_a_directory_whose_name_is_not_utf8(home, tmp_path, monkeypatch):
+    odd = os.path.join(os.fsencode(tmp_path), b"dir\xff")
+    os.mkdir(odd)
+    monkeypatch.chdir(odd)
+    session_id = new(home, "--branch", "main")
+    info = json.loads(run(["list", "--json"], home).stdout)[0]
+    assert info["id"] == session_id and info["cwd"].endswith("dir\ufffd")
