@@ -11,7 +11,16 @@ import logging
 import sys
 from typing import TextIO
 
+import msgspec
 import structlog
+
+
+_encoder = msgspec.json.Encoder(enc_hook=str)  # anything unusual is logged as its str()
+
+
+def _encode_json(event: dict, **_options: object) -> str:
+    # msgspec rather than the json module: a log line per job is on the hot path.
+    return _encoder.encode(event).decode()
 
 
 def configure_logging(
@@ -19,7 +28,9 @@ def configure_logging(
 ) -> None:
     """Send structlog events to ``stream`` (default stderr) as JSON lines or console text."""
     renderer = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+        structlog.processors.JSONRenderer(serializer=_encode_json)
+        if json
+        else structlog.dev.ConsoleRenderer(colors=False)
     )
     structlog.configure(
         processors=[
@@ -33,7 +44,7 @@ def configure_logging(
             logging.getLevelNamesMapping()[level.upper()]
         ),
         logger_factory=structlog.PrintLoggerFactory(stream or sys.stderr),
-        cache_logger_on_first_use=False,
+        cache_logger_on_first_use=True,
     )
 
 
