@@ -14,7 +14,6 @@ from typing import TextIO
 import msgspec
 import structlog
 
-
 _encoder = msgspec.json.Encoder(enc_hook=str)  # anything unusual is logged as its str()
 
 
