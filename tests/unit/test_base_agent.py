@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from athenad.checkpoints import CheckpointStore, CheckpointWriteError
+from athenad.sessions import SessionManager
 from workers.base_agent import BaseAgent, checkpoint_interval
 from workers.interrupts import Cancelled, ShuttingDown
 
@@ -252,3 +253,129 @@ def test_interrupted_run_resumes_to_the_same_result(until, every, interrupt_at, 
             else:
                 assert len(redone) < every
         assert result == expected
+
+
+class StoredSessionContext(FakeContext):
+    """A context whose session is a real session file, shared by every run of the job."""
+
+    def __init__(self, store, payload, manager, session_id, **kwargs):
+        super().__init__(store, payload, **kwargs)
+        self.manager = manager
+        self.session_id = session_id
+
+    def add_message(self, role, content):
+        return self.manager.add_message(self.session_id, role, content)
+
+    def session_messages(self):
+        return self.manager.get_messages(self.session_id)
+
+
+@pytest.fixture
+def sessions(tmp_path):
+    manager = SessionManager(tmp_path / "sessions")
+    return manager, manager.create_session(git_branch="main")
+
+
+def contents(manager, session_id):
+    return [m.content for m in manager.get_messages(session_id)]
+
+
+def test_crash_resume_does_not_duplicate_session_messages(store, sessions):
+    manager, session_id = sessions
+    first = Counter(crash_at=8)
+    with pytest.raises(Crash):
+        first.run(StoredSessionContext(store, {"until": 12}, manager, session_id))
+    assert contents(manager, session_id) == [f"step {i}" for i in range(1, 8)]
+    manager.add_message(session_id, "user", "meanwhile")  # another writer
+    ctx = StoredSessionContext(store, {"until": 12}, manager, session_id)
+    assert ctx.checkpoint.iteration == 6
+    second = Counter()
+    result = second.run(ctx)
+    assert second.steps_run == [7, 8, 9, 10, 11, 12]
+    assert contents(manager, session_id) == [
+        *(f"step {i}" for i in range(1, 8)),
+        "meanwhile",
+        *(f"step {i}" for i in range(8, 13)),
+    ]
+    assert result["total"] == expected_total(12)["total"]
+    saved = store.load_latest(JOB)  # iteration 9: the run ended before saving at 12
+    assert saved.state["state"] == expected_total(9)
+    assert saved.state["session_sync"]["synced"] == 9
+
+
+def test_a_redo_that_differs_is_added(store, sessions):
+    manager, session_id = sessions
+
+    class Moody(Counter):
+        second = False
+
+        def step(self):
+            done = super().step()
+            if Moody.second:
+                self.messages[-1] = {"role": "assistant", "content": f"again {self.iteration}"}
+            return done
+
+    with pytest.raises(Crash):
+        Moody(crash_at=5).run(StoredSessionContext(store, {"until": 5}, manager, session_id))
+    Moody.second = True
+    Moody().run(StoredSessionContext(store, {"until": 5}, manager, session_id))
+    assert contents(manager, session_id) == [
+        "step 1",
+        "step 2",
+        "step 3",
+        "step 4",
+        "again 4",
+        "again 5",
+    ]
+
+
+def test_non_string_content_and_unknown_roles_do_not_fail_the_job(store, sessions):
+    manager, session_id = sessions
+
+    class Tooling(BaseAgent):
+        def step(self):
+            self.messages.append({"role": "tool", "content": {"ok": True, "n": [1, 2]}})
+            self.messages.append({"role": "function", "content": "refused role"})
+            self.messages.append({"role": "assistant", "content": None})
+            return True
+
+        def result(self):
+            return "done"
+
+    ctx = StoredSessionContext(store, {}, manager, session_id)
+    with structlog.testing.capture_logs() as logs:
+        assert Tooling().run(ctx) == "done"
+    stored = manager.get_messages(session_id)
+    assert [(m.role, m.content) for m in stored] == [
+        ("tool", '{"ok":true,"n":[1,2]}'),
+        ("assistant", ""),
+    ]
+    assert [e["role"] for e in logs if e["event"] == "session_message_skipped"] == ["function"]
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    until=st.integers(min_value=1, max_value=15),
+    every=st.integers(min_value=1, max_value=5),
+    interrupts=st.lists(st.integers(min_value=1, max_value=15), max_size=3),
+)
+def test_session_holds_each_message_once_after_any_crashes(until, every, interrupts):
+    """Crash at several points; once a checkpoint exists nothing is added twice."""
+    payload = {"until": until, "checkpoint_interval": every}
+    with tempfile.TemporaryDirectory() as work:
+        store = CheckpointStore(f"{work}/cp")
+        manager = SessionManager(f"{work}/sessions")
+        session_id = manager.create_session(git_branch="main")
+        for crash_at in [*interrupts, None]:
+            ctx = StoredSessionContext(store, payload, manager, session_id)
+            try:
+                Counter(crash_at=crash_at).run(ctx)
+                break
+            except Crash:
+                continue
+        got = contents(manager, session_id)
+        assert got[-1] == f"step {until}"
+        for i in range(1, until + 1):
+            # A step after the first checkpoint is only ever redone from a checkpoint;
+            # before it, a crash leaves nothing to compare with.
+            assert got.count(f"step {i}") == 1 if i > every else got.count(f"step {i}") >= 1
