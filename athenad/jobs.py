@@ -8,10 +8,8 @@ so a worker that lost its job can never overwrite the work of the next owner.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import random
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -23,121 +21,52 @@ from athenad import db as dbmod
 from athenad.errors import (
     InvalidInput,
     InvalidTransition,
-    JobFailed,
     JobNotFound,
     StaleFence,
     UnknownParent,
-    WaitTimeout,
 )
 from athenad.ids import new_job_id
+from athenad.jobspec import (
+    ClaimedJob,
+    JobSpec,
+    backoff_delay,
+    check_int,
+    check_seconds,
+    decode_json,
+    encode_json,
+    spec_from,
+)
 from athenad.queries import QUERIES as Q
 from athenad.timefmt import format_epoch, utc_now_text
+from athenad.waiting import FINISHED, WaitingMixin
 from athenad.wake import wake_workers
 
+__all__ = [
+    "FINISHED",
+    "STATUSES",
+    "ClaimedJob",
+    "JobQueue",
+    "JobSpec",
+    "decode_json",
+    "encode_json",
+]
+
 STATUSES = ("blocked", "pending", "running", "completed", "failed", "cancelled")
-FINISHED = frozenset({"completed", "failed", "cancelled"})
 DEFAULT_LEASE_S = 60.0
 DEFAULT_MAX_INTERRUPTIONS = 3
-MAX_BACKOFF_S = 3600.0
 
-_encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder()
-
-
-class JobSpec(msgspec.Struct, kw_only=True):
-    """What a submit needs; ``after`` holds parent ids, or indexes into the same batch."""
-
-    type: str
-    payload: Any = None
-    agent_type: str | None = None
-    priority: int = 0
-    after: Sequence[str | int] = ()
-    max_attempts: int = 1
-    backoff_s: float = 1.0
-    timeout_s: float | None = None
-    session_id: str | None = None
-    delay_s: float = 0.0
-
-
-class ClaimedJob(msgspec.Struct, kw_only=True):
-    """A job a worker now holds, with the fence that proves it."""
-
-    id: str
-    type: str
-    agent_type: str
-    payload: Any
-    attempt: int
-    max_attempts: int
-    fence: int
-    timeout_s: float | None
-    checkpoint_iteration: int | None
-    session_id: str | None
-    priority: int
-    interruptions: int
-
-
-def encode_json(value: Any, what: str) -> str:
-    """Encode a payload or result as JSON text, or raise one clear InvalidInput."""
-    try:
-        return _encoder.encode(value).decode()
-    except (TypeError, ValueError, OverflowError, msgspec.EncodeError) as exc:
-        raise InvalidInput(f"{what} cannot be encoded as JSON: {exc}") from None
 
 
 def _row_as_dict(cursor: Any, row: tuple) -> dict[str, Any]:
     return dict(zip((d[0] for d in cursor.getdescription()), row, strict=True))
 
 
-def decode_json(text: str | None) -> Any:
-    return None if text is None else _decoder.decode(text)
-
-
-def backoff_delay(attempt: int, base_s: float) -> float:
-    """Exponential backoff with full jitter in [50%, 100%] of base * 2**(attempt-1)."""
-    ceiling = min(MAX_BACKOFF_S, base_s * (2 ** max(attempt - 1, 0)))
-    return ceiling * (0.5 + random.random() / 2)
-
-
 def _later(seconds: float) -> str:
     return format_epoch(time.time() + seconds)
 
 
-def _check_int(name: str, value: Any, minimum: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidInput(f"{name} {value!r} is not an integer.")
-    if minimum is not None and value < minimum:
-        raise InvalidInput(f"{name} {value!r} must be at least {minimum}.")
-    if not -(2**63) <= value < 2**63:
-        raise InvalidInput(f"{name} {value!r} is too large: it must fit in 64 bits.")
-    return value
-
-
-def _check_seconds(name: str, value: Any, *, allow_none: bool) -> float | None:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise InvalidInput(f"{name} {value!r} is not a non-negative number of seconds.")
-    return float(value)
-
-
-def _spec_from(item: JobSpec | Mapping[str, Any]) -> JobSpec:
-    if isinstance(item, JobSpec):
-        return item
-    if not isinstance(item, Mapping):
-        raise InvalidInput(f"a task must be a dict with at least a 'type', not {item!r}.")
-    known = set(JobSpec.__struct_fields__)
-    fields = dict(item)
-    if "timeout" in fields and "timeout_s" not in fields:
-        fields["timeout_s"] = fields.pop("timeout")
-    unknown = sorted(set(fields) - known)
-    if unknown:
-        raise InvalidInput(f"unknown task field(s) {', '.join(unknown)}; known: {sorted(known)}.")
-    if not isinstance(fields.get("type"), str) or not fields["type"]:
-        raise InvalidInput(f"a task needs a non-empty string 'type', got {fields.get('type')!r}.")
-    return JobSpec(**fields)
-
-
-class JobQueue:
+class JobQueue(WaitingMixin):
     """The SQLite job queue at ``db_path``; one instance per process and thread."""
 
     def __init__(
@@ -189,7 +118,7 @@ class JobQueue:
 
     def submit_many(self, tasks: Iterable[JobSpec | Mapping[str, Any]]) -> list[str]:
         """Submit jobs in one transaction; ``after`` may name earlier jobs of the batch by index."""
-        specs = [_spec_from(task) for task in tasks]
+        specs = [spec_from(task) for task in tasks]
         prepared = [self._prepare(spec, index) for index, spec in enumerate(specs)]
         ids = [new_job_id() for _ in specs]
         now = utc_now_text()
@@ -240,10 +169,10 @@ class JobQueue:
             "type": spec.type,
             "agent_type": spec.agent_type or spec.type,
             "payload": encode_json(spec.payload, what),
-            "priority": _check_int("priority", spec.priority),
-            "max_attempts": _check_int("max_attempts", spec.max_attempts, 1),
-            "backoff_s": _check_seconds("backoff_s", spec.backoff_s, allow_none=False),
-            "timeout_s": _check_seconds("timeout", spec.timeout_s, allow_none=True),
+            "priority": check_int("priority", spec.priority),
+            "max_attempts": check_int("max_attempts", spec.max_attempts, 1),
+            "backoff_s": check_seconds("backoff_s", spec.backoff_s, allow_none=False),
+            "timeout_s": check_seconds("timeout", spec.timeout_s, allow_none=True),
             "session_id": self._check_session(spec.session_id),
         }
 
@@ -645,7 +574,7 @@ class JobQueue:
         """Newest first, optionally one status and/or one type."""
         if status is not None and status not in STATUSES:
             raise InvalidInput(f"status {status!r} is not one of {', '.join(STATUSES)}.")
-        _check_int("limit", limit, 1)
+        check_int("limit", limit, 1)
         name = "list_jobs_by_status" if status else "list_jobs"
         jobs = self.named_rows(name, {"status": status, "type": type, "limit": limit})
         parents: dict[str, list[str]] = {job["id"]: [] for job in jobs}
@@ -672,96 +601,3 @@ class JobQueue:
     def data_version(self) -> int:
         """Changes whenever another connection commits: a cheap "anything new?" check."""
         return int(self.conn.execute("PRAGMA data_version").fetchall()[0][0])
-
-    # ---- the seed's coordination API --------------------------------------------------
-
-    async def run_parallel_tasks(
-        self, tasks: Sequence[Mapping[str, Any]], then: Mapping[str, Any] | None = None
-    ) -> list[str]:
-        """Submit tasks to run in parallel; ``then`` runs after all of them (its id is last)."""
-        if isinstance(tasks, str | Mapping) or not isinstance(tasks, Iterable):
-            raise InvalidInput(f"tasks must be a list of task dicts, not {tasks!r}.")
-        batch: list[Any] = list(tasks)
-        if then is not None:
-            _spec_from(then)
-            final = dict(then)
-            final["after"] = [*final.get("after", ()), *range(len(batch))]
-            batch.append(final)
-        return self.submit_many(batch)
-
-    async def wait_for_jobs(
-        self, job_ids: Sequence[str], timeout: float | None = None
-    ) -> list[Any]:
-        """Wait until every job finished; return their results in order.
-
-        Raises :class:`JobFailed` naming each job that failed or was cancelled, and
-        :class:`WaitTimeout` after ``timeout`` seconds.
-        """
-        steps = self.wait_steps(job_ids, timeout)
-        try:
-            while True:
-                delay, _states = next(steps)
-                await asyncio.sleep(delay)
-        except StopIteration as finished:
-            return self._results(job_ids, finished.value)
-
-    def wait(self, job_ids: Sequence[str], timeout: float | None = None) -> list[Any]:
-        """The blocking twin of :meth:`wait_for_jobs`."""
-        steps = self.wait_steps(job_ids, timeout)
-        try:
-            while True:
-                delay, _states = next(steps)
-                time.sleep(delay)
-        except StopIteration as finished:
-            return self._results(job_ids, finished.value)
-
-    def wait_steps(self, job_ids: Sequence[str], timeout: float | None = None):
-        """Poll until every job finished, for sync and async waiters alike.
-
-        Yields ``(seconds to sleep, states so far)``; returns the final states. Polls
-        start at 5 ms and back off to 200 ms, so a long wait costs next to nothing.
-        Raises :class:`WaitTimeout` after ``timeout`` seconds.
-        """
-        if isinstance(job_ids, str) or not isinstance(job_ids, Sequence):
-            raise InvalidInput(f"job ids must be a list of ids, not {job_ids!r}.")
-        if timeout is not None and (isinstance(timeout, bool) or not timeout >= 0):
-            raise InvalidInput(f"timeout {timeout!r} must be a non-negative number of seconds.")
-        deadline = None if timeout is None else time.monotonic() + timeout
-        delay = 0.005
-        while True:
-            done, states = self.poll_finished(job_ids)
-            if done:
-                return states
-            if deadline is not None and time.monotonic() >= deadline:
-                raise self._timeout_error(job_ids, states, timeout)
-            yield delay, states
-            delay = min(delay * 1.5, 0.2)
-
-    def poll_finished(self, job_ids: Sequence[str]) -> tuple[bool, dict[str, tuple]]:
-        """(all finished?, states); unknown ids raise JobNotFound."""
-        states = self.states(job_ids)
-        missing = [job_id for job_id in job_ids if job_id not in states]
-        if missing:
-            raise JobNotFound(f"job {missing[0]!r} does not exist.")
-        return all(state[0] in FINISHED for state in states.values()), states
-
-    @staticmethod
-    def _results(job_ids: Sequence[str], states: dict[str, tuple]) -> list[Any]:
-        bad = [job_id for job_id in job_ids if states[job_id][0] != "completed"]
-        if bad:
-            details = "; ".join(
-                f"job {job_id} {states[job_id][0]}: {states[job_id][2] or 'no error recorded'}"
-                for job_id in bad
-            )
-            raise JobFailed(f"{len(bad)} of {len(job_ids)} jobs did not complete: {details}", bad)
-        return [states[job_id][1] for job_id in job_ids]
-
-    @staticmethod
-    def _timeout_error(
-        job_ids: Sequence[str], states: dict[str, tuple], timeout: float | None
-    ) -> WaitTimeout:
-        waiting = [job_id for job_id in job_ids if states[job_id][0] not in FINISHED]
-        return WaitTimeout(
-            f"{len(waiting)} of {len(job_ids)} jobs still unfinished after {timeout:g} s "
-            f"(first: {waiting[0]}, {states[waiting[0]][0]})."
-        )

@@ -1,0 +1,101 @@
+"""What a job is made of before and after a claim, and the checks on submitted input."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import msgspec
+
+from athenad.errors import InvalidInput
+
+MAX_BACKOFF_S = 3600.0
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder()
+
+
+class JobSpec(msgspec.Struct, kw_only=True):
+    """What a submit needs; ``after`` holds parent ids, or indexes into the same batch."""
+
+    type: str
+    payload: Any = None
+    agent_type: str | None = None
+    priority: int = 0
+    after: Sequence[str | int] = ()
+    max_attempts: int = 1
+    backoff_s: float = 1.0
+    timeout_s: float | None = None
+    session_id: str | None = None
+    delay_s: float = 0.0
+
+
+class ClaimedJob(msgspec.Struct, kw_only=True):
+    """A job a worker now holds, with the fence that proves it."""
+
+    id: str
+    type: str
+    agent_type: str
+    payload: Any
+    attempt: int
+    max_attempts: int
+    fence: int
+    timeout_s: float | None
+    checkpoint_iteration: int | None
+    session_id: str | None
+    priority: int
+    interruptions: int
+
+
+def encode_json(value: Any, what: str) -> str:
+    """Encode a payload or result as JSON text, or raise one clear InvalidInput."""
+    try:
+        return _encoder.encode(value).decode()
+    except (TypeError, ValueError, OverflowError, msgspec.EncodeError) as exc:
+        raise InvalidInput(f"{what} cannot be encoded as JSON: {exc}") from None
+
+
+def decode_json(text: str | None) -> Any:
+    return None if text is None else _decoder.decode(text)
+
+
+def backoff_delay(attempt: int, base_s: float) -> float:
+    """Exponential backoff with full jitter in [50%, 100%] of base * 2**(attempt-1)."""
+    ceiling = min(MAX_BACKOFF_S, base_s * (2 ** max(attempt - 1, 0)))
+    return ceiling * (0.5 + random.random() / 2)
+
+
+def check_int(name: str, value: Any, minimum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput(f"{name} {value!r} is not an integer.")
+    if minimum is not None and value < minimum:
+        raise InvalidInput(f"{name} {value!r} must be at least {minimum}.")
+    if not -(2**63) <= value < 2**63:
+        raise InvalidInput(f"{name} {value!r} is too large: it must fit in 64 bits.")
+    return value
+
+
+def check_seconds(name: str, value: Any, *, allow_none: bool) -> float | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise InvalidInput(f"{name} {value!r} is not a non-negative number of seconds.")
+    return float(value)
+
+
+def spec_from(item: JobSpec | Mapping[str, Any]) -> JobSpec:
+    if isinstance(item, JobSpec):
+        return item
+    if not isinstance(item, Mapping):
+        raise InvalidInput(f"a task must be a dict with at least a 'type', not {item!r}.")
+    known = set(JobSpec.__struct_fields__)
+    fields = dict(item)
+    if "timeout" in fields and "timeout_s" not in fields:
+        fields["timeout_s"] = fields.pop("timeout")
+    unknown = sorted(set(fields) - known)
+    if unknown:
+        raise InvalidInput(f"unknown task field(s) {', '.join(unknown)}; known: {sorted(known)}.")
+    if not isinstance(fields.get("type"), str) or not fields["type"]:
+        raise InvalidInput(f"a task needs a non-empty string 'type', got {fields.get('type')!r}.")
+    return JobSpec(**fields)
