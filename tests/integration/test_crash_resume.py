@@ -16,7 +16,7 @@ from athenad.checkpoints import CheckpointStore
 from athenad.jobs import JobQueue
 from tests.conftest import cli, wait_until
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = pytest.mark.timeout(240)
 
 AGENTS = textwrap.dedent(
     """
@@ -85,7 +85,7 @@ def finished(home, job_id):
     with JobQueue(home.db_path) as queue:
         return wait_until(
             lambda: queue.get(job_id)["status"] in ("completed", "failed") and queue.get(job_id),
-            timeout=60,
+            timeout=150,  # every iteration fsyncs a checkpoint: slow on a busy disk
             what="the job to finish",
         )
 
