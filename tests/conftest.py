@@ -143,3 +143,25 @@ def wait_until(predicate, timeout: float = 20, interval: float = 0.05, what: str
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def submit(home: Home, *args: str) -> str:
+    """``athenactl submit ...`` as a user runs it; returns the new job id."""
+    result = cli("athenactl", "submit", *args, home=home)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def job_row(home: Home, job_id: str) -> dict:
+    with JobQueue(home.db_path) as queue:
+        return queue.get(job_id)
+
+
+def wait_status(home: Home, job_id: str, statuses, timeout: float = 30) -> dict:
+    """Wait until the job's status is one of ``statuses``; returns its row."""
+    with JobQueue(home.db_path) as queue:
+        return wait_until(
+            lambda: queue.get(job_id)["status"] in statuses and queue.get(job_id),
+            timeout=timeout,
+            what=f"job {job_id} to be {statuses}",
+        )

@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from athenad.jobs import JobQueue
-from tests.conftest import cli, cli_json, wait_until
+from tests.conftest import cli, cli_json, submit, wait_status, wait_until
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -57,23 +57,8 @@ def alive(pid: int) -> bool:
         return False
 
 
-def submit(home, *args) -> str:
-    result = cli("athenactl", "submit", *args, home=home)
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip()
-
-
 def show(home, job_id):
     return cli_json("athenactl", "show", job_id, home=home)
-
-
-def wait_status(home, job_id, statuses, timeout=30):
-    with JobQueue(home.db_path) as queue:
-        return wait_until(
-            lambda: queue.get(job_id)["status"] in statuses and queue.get(job_id),
-            timeout=timeout,
-            what=f"job {job_id} to be {statuses}",
-        )
 
 
 def test_start_status_stop_as_a_background_service(home):

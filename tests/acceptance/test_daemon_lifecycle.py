@@ -9,9 +9,8 @@ import textwrap
 
 import pytest
 
-from athenad.jobs import JobQueue
 from athenad.sessions import SessionManager
-from tests.conftest import cli, cli_json, wait_until
+from tests.conftest import cli, cli_json, job_row, submit, wait_status, wait_until
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -58,26 +57,6 @@ def agents_home(home):
     return home
 
 
-def submit(home, *args) -> str:
-    done = cli("athenactl", "submit", *args, home=home)
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
-
-
-def job(home, job_id):
-    with JobQueue(home.db_path) as queue:
-        return queue.get(job_id)
-
-
-def wait_status(home, job_id, statuses, timeout=30):
-    with JobQueue(home.db_path) as queue:
-        return wait_until(
-            lambda: queue.get(job_id)["status"] in statuses and queue.get(job_id),
-            timeout=timeout,
-            what=f"job {job_id} to be {statuses}",
-        )
-
-
 def run_version(home) -> int:
     job_id = submit(home, "version")
     return wait_status(home, job_id, {"completed"})["result"]
@@ -98,7 +77,7 @@ def test_reload_replaces_workers_without_dropping_jobs(agents_home, daemon_facto
     )
     assert wait_status(home, long, {"completed", "failed"})["status"] == "completed"
     assert run_version(home) == 2
-    assert job(home, long)["interruptions"] == 0
+    assert job_row(home, long)["interruptions"] == 0
 
 
 def test_reload_with_broken_agent_code_keeps_the_old_workers(agents_home, daemon_factory):
@@ -133,10 +112,10 @@ def test_workers_are_recycled_after_max_jobs(agents_home, daemon_factory):
     daemon = daemon_factory(workers=1, extra=("--max-jobs-per-worker", "1"))
     ids = [submit(home, "echo", "--payload", str(n)) for n in range(12)]
     assert cli("athenactl", "wait", *ids, "--timeout", "60", home=home).returncode == 0
-    pids = {job(home, job_id)["worker_pid"] for job_id in ids}
+    pids = {job_row(home, job_id)["worker_pid"] for job_id in ids}
     assert len(pids) == 12  # a fresh worker for every job
     assert daemon.proc.poll() is None  # recycling is not a crash
-    assert all(job(home, job_id)["interruptions"] == 0 for job_id in ids)
+    assert all(job_row(home, job_id)["interruptions"] == 0 for job_id in ids)
 
 
 def test_cancel_is_enforced_after_the_grace_period(agents_home, daemon_factory):
@@ -223,7 +202,7 @@ def test_shell_command_dies_with_its_worker_and_on_cancel(agents_home, daemon_fa
     os.kill(running["worker_pid"], signal.SIGKILL)
     # The job runs again elsewhere, and the first copy of the command is killed.
     wait_until(
-        lambda: job(home, job_id)["worker_pid"] not in (None, running["worker_pid"]),
+        lambda: job_row(home, job_id)["worker_pid"] not in (None, running["worker_pid"]),
         timeout=10,
         what="the job to run again",
     )
