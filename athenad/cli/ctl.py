@@ -290,24 +290,26 @@ def print_jobs_table(rows: list[dict[str, Any]], title: str | None = None) -> No
 
 @main.command()
 @click.argument("job_id", metavar="ID")
+@json_option
 @home_option
 @handle_errors
-def cancel(job_id: str, home: str | None) -> None:
+def cancel(job_id: str, as_json: bool, home: str | None) -> None:
     """Cancel a job and its descendants; a running job is asked to stop."""
     with open_queue(home) as queue:
         outcome = queue.cancel(job_id)
-    click.echo(f"{job_id} {outcome}")
+    print_json({"id": job_id, "status": outcome}) if as_json else click.echo(f"{job_id} {outcome}")
 
 
 @main.command()
 @click.argument("job_id", metavar="ID")
+@json_option
 @home_option
 @handle_errors
-def retry(job_id: str, home: str | None) -> None:
+def retry(job_id: str, as_json: bool, home: str | None) -> None:
     """Run a failed or cancelled job again; descendants it cancelled wait for it again."""
     with open_queue(home) as queue:
         status = queue.retry(job_id)
-    click.echo(f"{job_id} {status}")
+    print_json({"id": job_id, "status": status}) if as_json else click.echo(f"{job_id} {status}")
 
 
 @main.command()
@@ -335,6 +337,9 @@ def _register_commands() -> None:
     from athenad.cli.checkpoints_cmd import checkpoints_command
     from athenad.cli.sessions_cmd import backup_command, restore_command, sessions_group
 
+    # The seed's `athena --continue` / `--resume`, at the top level too.
+    main.add_command(sessions_group.commands["continue"], name="continue")
+    main.add_command(sessions_group.commands["resume"], name="resume")
     for command in (
         sessions_group,
         backup_command,

@@ -265,7 +265,7 @@ def test_everything_but_execution_works_while_the_daemon_is_stopped(home):
     assert shown["status"] == "blocked" and shown["parents"] == [job]
     assert cli("athenactl", "cancel", job, home=home).returncode == 0
     assert show(home, child)["status"] == "cancelled"
-    assert cli("athenactl", "retry", job, home=home).returncode == 0
+    assert cli_json("athenactl", "retry", job, home=home) == {"id": job, "status": "pending"}
     assert show(home, child)["status"] == "blocked"
     again = cli("athenactl", "retry", job, home=home)
     assert again.returncode == 1 and "only failed or cancelled" in again.stderr
