@@ -6,9 +6,6 @@ import datetime as _dt
 import math
 import time as _time
 
-# The same text SQLite's strftime('%Y-%m-%d %H:%M:%f', 'now') produces.
-SQL_NOW = "strftime('%Y-%m-%d %H:%M:%f', 'now')"
-
 
 # The hot path (two timestamps per claim, one per completion) formats the same
 # second many times over: keep the last few seconds' text.

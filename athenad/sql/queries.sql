@@ -42,10 +42,6 @@ WHERE id = (
 RETURNING id, type, agent_type, payload, attempts, max_attempts, fence, timeout_s,
           checkpoint_iteration, session_id, priority, interruptions;
 
--- name: next_run_after
--- When the next job waiting out a retry backoff becomes ready.
-SELECT min(run_after) FROM jobs WHERE status = 'pending';
-
 -- name: complete_job
 UPDATE jobs
 SET status = 'completed',
@@ -235,9 +231,6 @@ SELECT parent_id FROM job_parents WHERE job_id = :id ORDER BY parent_id;
 SELECT job_id, parent_id FROM job_parents
 WHERE job_id IN (SELECT value FROM json_each(:ids))
 ORDER BY job_id, parent_id;
-
--- name: job_children
-SELECT job_id FROM job_parents WHERE parent_id = :id ORDER BY job_id;
 
 -- name: jobs_states
 -- Status, result and error of several jobs at once (:ids is a JSON array).
