@@ -597,7 +597,3 @@ class JobQueue(WaitingMixin):
         """{id: (status, result, error, cancelled_by)} for the given ids that exist."""
         rows = self.conn.execute(Q["jobs_states"], {"ids": json.dumps(list(job_ids))})
         return {r[0]: (r[1], decode_json(r[2]), r[3], r[4]) for r in rows}
-
-    def data_version(self) -> int:
-        """Changes whenever another connection commits: a cheap "anything new?" check."""
-        return int(self.conn.execute("PRAGMA data_version").fetchall()[0][0])

@@ -6,7 +6,6 @@ import datetime as _dt
 import math
 import time as _time
 
-
 # The hot path (two timestamps per claim, one per completion) formats the same
 # second many times over: keep the last few seconds' text.
 _seconds_text: dict[int, str] = {}
