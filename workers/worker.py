@@ -251,6 +251,10 @@ class Worker:
             if self.control.cancel_requested:
                 return "cancelled", None
             return "error", (f"{type(exc).__name__}: {exc}", traceback.format_exc())
+        except (SystemExit, KeyboardInterrupt) as exc:
+            # An agent's sys.exit() ends its job, not the worker that runs it.
+            name = type(exc).__name__
+            return "error", (f"the agent raised {name}({exc})", traceback.format_exc())
 
     def report_until_stored(
         self, job: ClaimedJob, outcome: tuple[str, Any], *, claim_next: bool

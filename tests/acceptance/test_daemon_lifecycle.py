@@ -36,6 +36,10 @@ AGENTS = textwrap.dedent(
     def opaque(ctx):
         return object()
 
+    def quitter(ctx):
+        import sys
+        sys.exit(3)
+
     def chat(ctx):
         history = ctx.session_messages()
         ctx.add_message("assistant", f"I saw {len(history)} message(s)")
@@ -51,7 +55,7 @@ def agents_home(home):
         "[daemon]\ncancel_grace = 1\n\n[agents]\n"
         + "".join(
             f'{name} = "lifeagents:{name}"\n'
-            for name in ("version", "stubborn", "hung", "chat", "opaque")
+            for name in ("version", "stubborn", "hung", "chat", "opaque", "quitter")
         )
     )
     return home
@@ -216,3 +220,13 @@ def test_shell_command_dies_with_its_worker_and_on_cancel(agents_home, daemon_fa
     row = wait_status(home, job_id, {"cancelled", "failed", "completed"}, timeout=5)
     assert row["status"] == "cancelled"
     wait_until(lambda: not commands("sleep 31.25"), timeout=5, what="the command to be killed")
+
+
+def test_agent_calling_sys_exit_fails_its_job_not_the_worker(agents_home, daemon_factory):
+    home = agents_home
+    daemon = daemon_factory(workers=1)
+    before = daemon.worker_pids()
+    job_id = submit(home, "quitter")
+    row = wait_status(home, job_id, {"failed", "completed"})
+    assert row["status"] == "failed" and "SystemExit(3)" in row["error"]
+    assert daemon.worker_pids() == before
