@@ -235,6 +235,8 @@ class Worker:
                 self.in_agent = True
                 result = run_agent(agent, ctx)
             finally:
+                if os.getpid() != self.pid:
+                    os._exit(0)  # a child the agent forked came back here: it is no worker
                 self.in_agent = False
                 signal.setitimer(signal.ITIMER_REAL, 0)
                 self.control.end()
