@@ -11,6 +11,7 @@ import msgspec
 from athenad.errors import InvalidInput
 
 MAX_BACKOFF_S = 3600.0
+MAX_SECONDS = 365 * 86400.0
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder()
@@ -79,8 +80,10 @@ def check_int(name: str, value: Any, minimum: int | None = None) -> int:
 def check_seconds(name: str, value: Any, *, allow_none: bool) -> float | None:
     if value is None and allow_none:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
         raise InvalidInput(f"{name} {value!r} is not a non-negative number of seconds.")
+    if value > MAX_SECONDS:
+        raise InvalidInput(f"{name} {value!r} is too long: at most {MAX_SECONDS:g} s (a year).")
     return float(value)
 
 

@@ -235,6 +235,8 @@ class Supervisor:
         proc = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
+            # Its own process group: whatever a worker's jobs fork can be killed with it.
+            process_group=0,
             close_fds=True,
         )
         worker = WorkerProcess(proc, index)
@@ -261,6 +263,8 @@ class Supervisor:
         (log.info if expected and code == 0 else log.warning)(
             "worker_exited", pid=worker.pid, code=code
         )
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(worker.pid, signal.SIGKILL)  # processes its jobs forked and left
         left = kill_child_groups(self.home, worker.pid)
         if left:
             log.info("worker_children_killed", pid=worker.pid, process_groups=left)

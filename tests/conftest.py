@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from athenad.jobs import JobQueue
@@ -113,9 +114,17 @@ class Daemon:
     def log_text(self) -> str:
         return (self.home.state_dir / "test-daemon.log").read_text(errors="replace")[-4000:]
 
-    def stop(self) -> None:
+    def kill_all(self) -> None:
+        """SIGKILL the supervisor and every process under it (workers have own groups)."""
+        with contextlib.suppress(psutil.Error):
+            for child in psutil.Process(self.proc.pid).children(recursive=True):
+                with contextlib.suppress(psutil.Error):
+                    child.kill()
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
+
+    def stop(self) -> None:
+        self.kill_all()
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=10)
         self.log.close()

@@ -192,6 +192,7 @@ class Worker:
                     self.idle_wait()
                     continue
             outcome = self.execute(job)
+            self.end_job_children()
             self.jobs_done += 1
             recycle = (max_jobs and self.jobs_done >= max_jobs) or (
                 memory_limit and self.process.memory_info().rss > memory_limit
@@ -240,6 +241,9 @@ class Worker:
                 self.in_agent = False
                 signal.setitimer(signal.ITIMER_REAL, 0)
                 self.control.end()
+            if self.control.cancel_requested:
+                # The agent saw ctx.cancelled and returned early: what was asked is a cancel.
+                return "cancelled", None
             return "ok", result
         except JobTimedOut:
             return "timeout", job.timeout_s
@@ -388,6 +392,20 @@ class Worker:
             elif control.cancel_requested and now - control.cancel_seen_at > grace:
                 control.cancel_seen_at = now  # once per grace period
                 self.interrupt_agent(Cancelled(), job)
+
+    def end_job_children(self) -> None:
+        """Kill processes the job's agent left running (forked helpers, daemons it started).
+
+        A cheap check first: waitpid says whether this worker has any child at all.
+        """
+        try:
+            os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        for child in self.process.children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                child.kill()
+                log.info("job_child_killed", pid=child.pid)
 
     def track_process_group(self, pgid: int) -> None:
         """Record a job's child process group where the supervisor finds it if we die."""

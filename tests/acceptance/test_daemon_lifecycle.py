@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import textwrap
+import time
 
 import pytest
 
@@ -36,6 +37,23 @@ AGENTS = textwrap.dedent(
     def opaque(ctx):
         return object()
 
+    def polite(ctx):
+        for _ in range(600):
+            if ctx.cancelled:
+                break  # stops early and returns what it has
+            time.sleep(0.05)
+        return "partial"
+
+    def forker(ctx):
+        import os
+        pid = os.fork()
+        if pid == 0:
+            time.sleep(60)
+            os._exit(0)
+        with open(ctx.payload["pidfile"], "w") as f:
+            f.write(str(pid))
+        return pid
+
     def quitter(ctx):
         import sys
         sys.exit(3)
@@ -55,7 +73,16 @@ def agents_home(home):
         "[daemon]\ncancel_grace = 1\n\n[agents]\n"
         + "".join(
             f'{name} = "lifeagents:{name}"\n'
-            for name in ("version", "stubborn", "hung", "chat", "opaque", "quitter")
+            for name in (
+                "version",
+                "stubborn",
+                "hung",
+                "chat",
+                "opaque",
+                "quitter",
+                "polite",
+                "forker",
+            )
         )
     )
     return home
@@ -230,3 +257,39 @@ def test_agent_calling_sys_exit_fails_its_job_not_the_worker(agents_home, daemon
     row = wait_status(home, job_id, {"failed", "completed"})
     assert row["status"] == "failed" and "SystemExit(3)" in row["error"]
     assert daemon.worker_pids() == before
+
+
+def test_agent_that_returns_early_when_cancelled_ends_cancelled(agents_home, daemon_factory):
+    home = agents_home
+    daemon_factory(workers=1)
+    job_id = submit(home, "polite")
+    wait_status(home, job_id, {"running"})
+    time.sleep(0.5)  # let the agent run a little
+    cli("athenactl", "cancel", job_id, home=home)
+    row = wait_status(home, job_id, {"cancelled", "completed", "failed"}, timeout=15)
+    assert row["status"] == "cancelled" and row["result"] is None
+
+
+def test_processes_an_agent_forks_end_with_its_job(agents_home, daemon_factory, tmp_path):
+    import psutil
+
+    home = agents_home
+    daemon_factory(workers=1)
+    pidfile = tmp_path / "child.pid"
+    job_id = submit(home, "forker", "--payload", json.dumps({"pidfile": str(pidfile)}))
+    assert wait_status(home, job_id, {"completed", "failed"})["status"] == "completed"
+    child = int(pidfile.read_text())
+
+    def gone() -> bool:
+        try:
+            return psutil.Process(child).status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+
+    wait_until(gone, timeout=10, what="the forked child to be killed")
+
+
+def test_timeouts_must_be_finite_and_bounded(home):
+    for bad in ("inf", "nan", "1e309", "1e23"):
+        result = cli("athenactl", "submit", "echo", "--timeout", bad, home=home)
+        assert result.returncode != 0 and result.stderr.count("\n") == 1, (bad, result.stderr)

@@ -120,7 +120,7 @@ def test_supervisor_sigkilled_then_restart_resumes(agents_home, daemon_factory, 
     ledger = tmp_path / "ledger.txt"
     job = submit(home, "ledger", {"ledger": str(ledger), "iterations": 30, "delay": 0.1})
     wait_for_iteration(ledger, 8)
-    os.killpg(first.proc.pid, signal.SIGKILL)  # the supervisor and its workers at once
+    first.kill_all()  # the supervisor and its workers at once, like a power cut
     first.proc.wait(timeout=10)
     done_before = max(i for _pid, i in ledger_entries(ledger))
     daemon_factory(workers=1)
