@@ -18,9 +18,10 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
+from msgspec import Meta
 
 from athenad.errors import ConfigError
 from athenad.paths import Home
@@ -40,15 +41,21 @@ def parse_size(value: int | str) -> int:
     return int(float(match.group(1)) * _UNITS[unit])
 
 
+MAX_WORKERS = 1024
+MAX_SECONDS = 365 * 86400.0
+# Finite, non-negative, at most a year (msgspec refuses NaN against these bounds).
+Seconds = Annotated[float, Meta(ge=0, le=MAX_SECONDS)]
+
+
 class DaemonConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Settings of the supervisor and its workers."""
 
-    workers: int = 0
-    max_jobs_per_worker: int = 0
-    max_memory_per_worker: int | str = 0
-    drain_timeout: float = 30.0
-    cancel_grace: float = 10.0
-    lease: float = 60.0
+    workers: Annotated[int, Meta(ge=0, le=MAX_WORKERS)] = 0
+    max_jobs_per_worker: Annotated[int, Meta(ge=0)] = 0
+    max_memory_per_worker: Annotated[int, Meta(ge=0)] | str = 0
+    drain_timeout: Seconds = 30.0
+    cancel_grace: Seconds = 10.0
+    lease: Annotated[float, Meta(gt=0, le=MAX_SECONDS)] = 60.0
     synchronous: str = "NORMAL"
 
     def worker_count(self) -> int:

@@ -57,5 +57,8 @@ def parse_since(text: str, option: str = "--since") -> str | None:
         )
     if amount <= 0:
         raise InvalidInput(f"{option} {text!r} must be a positive duration, like 1h or 7d.")
-    since = _dt.datetime.now(_dt.UTC) - _dt.timedelta(seconds=amount * units[unit])
+    try:
+        since = _dt.datetime.now(_dt.UTC) - _dt.timedelta(seconds=amount * units[unit])
+    except (OverflowError, ValueError):
+        return None  # further back than any date: the whole history
     return format_ts(since)

@@ -30,7 +30,15 @@ from athenad.paths import read_pid
 from athenad.status import collect_status, worker_processes
 from athenad.timefmt import parse_since, parse_ts, utc_now_text
 
-from .common import fail, handle_errors, home_option, json_option, print_json, resolve_home
+from .common import (
+    FiniteFloat,
+    fail,
+    handle_errors,
+    home_option,
+    json_option,
+    print_json,
+    resolve_home,
+)
 
 SPARKS = "▁▂▃▄▅▆▇█"
 BAR = "█"
@@ -402,7 +410,7 @@ def _read_key(fd: int | None, timeout: float) -> str | None:
 
 @click.command("top")
 @home_option
-@click.option("--interval", default=1.0, show_default=True, type=click.FloatRange(min=0.1))
+@click.option("--interval", default=1.0, show_default=True, type=FiniteFloat(min=0.1, max=3600))
 @click.option("--once", is_flag=True, help="Print one frame and exit.")
 @handle_errors
 def top_command(home: str | None, interval: float, once: bool) -> None:

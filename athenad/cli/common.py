@@ -28,6 +28,18 @@ home_option = click.option(
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 
 
+class FiniteFloat(click.FloatRange):
+    """A float range that also refuses nan (which compares false with every bound)."""
+
+    name = "number"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        number = super().convert(value, param, ctx)
+        if number != number:
+            self.fail(f"{value!r} is not a number.", param, ctx)
+        return number
+
+
 def resolve_home(home: str | None) -> Home:
     return Home.resolve(home)
 

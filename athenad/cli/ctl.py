@@ -7,6 +7,7 @@ writes athena.db.
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -16,6 +17,7 @@ import click
 
 from athenad.cli.common import (
     AthenaGroup,
+    FiniteFloat,
     fail,
     handle_errors,
     home_option,
@@ -23,7 +25,7 @@ from athenad.cli.common import (
     print_json,
     resolve_home,
 )
-from athenad.config import load_config
+from athenad.config import MAX_SECONDS, load_config
 from athenad.errors import InvalidInput, WaitTimeout
 from athenad.jobs import FINISHED, STATUSES, JobQueue
 from workers.registry import known_agents
@@ -84,21 +86,38 @@ def read_payload(payload: str | None, payload_file: str | None) -> Any:
     if payload is not None and payload_file is not None:
         raise InvalidInput("give either --payload or --payload-file, not both.")
     if payload_file is not None:
+        if not payload_file:
+            raise InvalidInput("--payload-file needs a file name, or - for stdin.")
         try:
             text = sys.stdin.read() if payload_file == "-" else Path(payload_file).read_text()
         except OSError as exc:
             raise InvalidInput(
                 f"cannot read payload file {payload_file}: {exc.strerror}."
             ) from None
+        except UnicodeDecodeError:
+            raise InvalidInput(f"payload file {payload_file} is not UTF-8 text.") from None
         source = "stdin" if payload_file == "-" else payload_file
     elif payload is not None:
         text, source = payload, "--payload"
     else:
         return None
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
     except json.JSONDecodeError as exc:
         raise InvalidInput(f"the payload from {source} is not JSON: {exc}.") from None
+    except ValueError as exc:
+        raise InvalidInput(f"the payload from {source} is not JSON: {exc}.") from None
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is too large for a JSON number")
+    return value
 
 
 @main.command()
@@ -113,7 +132,10 @@ def read_payload(payload: str | None, payload_file: str | None) -> Any:
 @click.option("--priority", type=int, default=0, show_default=True, help="Higher runs first.")
 @click.option("--max-attempts", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option(
-    "--timeout", type=click.FloatRange(min=0, min_open=True), default=None, help="Seconds."
+    "--timeout",
+    type=FiniteFloat(min=0, min_open=True, max=MAX_SECONDS),
+    default=None,
+    help="Seconds.",
 )
 @click.option("--session", "session_id", default=None, help="Attach a conversation session.")
 @click.option("--wait", "wait_for", is_flag=True, help="Wait until the job finishes.")
@@ -164,7 +186,10 @@ def submit(
 @main.command()
 @click.argument("job_ids", nargs=-1, required=True, metavar="ID...")
 @click.option(
-    "--timeout", type=click.FloatRange(min=0), default=None, help="Give up after S seconds."
+    "--timeout",
+    type=FiniteFloat(min=0, max=MAX_SECONDS),
+    default=None,
+    help="Give up after S seconds.",
 )
 @json_option
 @home_option

@@ -16,6 +16,7 @@ import psutil
 
 from athenad.cli.common import (
     AthenaGroup,
+    FiniteFloat,
     fail,
     handle_errors,
     home_option,
@@ -23,7 +24,7 @@ from athenad.cli.common import (
     print_json,
     resolve_home,
 )
-from athenad.config import load_config, parse_size
+from athenad.config import MAX_SECONDS, load_config, parse_size
 from athenad.errors import AthenaError
 from athenad.jobs import JobQueue
 from athenad.paths import Home, read_pid
@@ -53,7 +54,7 @@ def _overrides(max_jobs: int | None, max_memory: str | None, drain_timeout: floa
 @click.option(
     "--workers",
     "-w",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=1024),
     default=None,
     help="Worker processes (default: [daemon] workers, else the CPU count).",
 )
@@ -73,7 +74,7 @@ def _overrides(max_jobs: int | None, max_memory: str | None, drain_timeout: floa
 )
 @click.option(
     "--drain-timeout",
-    type=click.FloatRange(min=0),
+    type=FiniteFloat(min=0, max=MAX_SECONDS),
     default=None,
     help="Seconds jobs may take to finish when stopping (default 30).",
 )
@@ -188,7 +189,7 @@ def _read_line(fd: int, timeout: float) -> str:
 @home_option
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0),
+    type=FiniteFloat(min=0, max=MAX_SECONDS),
     default=30.0,
     show_default=True,
     help="Seconds running jobs may take to finish; then they are requeued.",
@@ -296,7 +297,7 @@ def status(home: str | None, as_json: bool) -> None:
 @home_option
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0),
+    type=FiniteFloat(min=0, max=MAX_SECONDS),
     default=120.0,
     show_default=True,
     help="Seconds to wait for every new worker to be up.",
