@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from athenad.checkpoints import ANY_ITERATION, DEFAULT_KEEP, CheckpointInfo
-from athenad.errors import InvalidInput, JobNotFound, StaleFence
+from athenad.errors import InvalidInput, InvalidTransition, JobNotFound, StaleFence
 
 if TYPE_CHECKING:
     from athenad.checkpoints import CheckpointStore
@@ -74,6 +74,10 @@ class CheckpointsMixin:
         if control is None:
             raise JobNotFound(f"job {job_id!r} does not exist.")
         fence, status, _cancel_asked = control
+        if status == "completed":
+            raise InvalidTransition(
+                f"job {job_id} is completed; its final checkpoint is kept as it is."
+            )
         info = self.checkpoints.save(job_id, iteration, state, messages)
         # A job no worker holds takes the iteration as it is, so a later resume trusts it.
         if status == "running" or not self.queue.record_checkpoint_unheld(job_id, iteration):

@@ -13,8 +13,8 @@ import apsw
 import click
 import msgspec
 
-from athenad.errors import AthenaError
-from athenad.paths import Home
+from athenad.errors import AthenaError, InvalidInput
+from athenad.paths import HOME_ENV, Home
 
 _json = msgspec.json.Encoder()
 
@@ -24,6 +24,22 @@ home_option = click.option(
     type=click.Path(file_okay=False),
     default=None,
     help="Directory holding athena.db and .athena/ (default: $ATHENA_HOME, else here).",
+)
+
+
+def _home_for_all_commands(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value:
+        os.environ[HOME_ENV] = value  # every subcommand resolves the home from it
+
+
+group_home_option = click.option(
+    "--home",
+    type=click.Path(file_okay=False),
+    default=None,
+    expose_value=False,
+    is_eager=True,
+    callback=_home_for_all_commands,
+    help="Home for every command (also accepted after the command).",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 
@@ -41,7 +57,12 @@ class FiniteFloat(click.FloatRange):
 
 
 def resolve_home(home: str | None) -> Home:
-    return Home.resolve(home)
+    """The home from --home, ATHENA_HOME or the current directory; it must be a directory."""
+    resolved = Home.resolve(home)
+    if resolved.root.exists() and not resolved.root.is_dir():
+        source = "--home" if home else ("ATHENA_HOME" if os.environ.get(HOME_ENV) else "the home")
+        raise InvalidInput(f"{source} {resolved.root} is a file, not a directory.")
+    return resolved
 
 
 def print_json(value: Any) -> None:

@@ -19,6 +19,7 @@ from athenad.cli.common import (
     AthenaGroup,
     FiniteFloat,
     fail,
+    group_home_option,
     handle_errors,
     home_option,
     json_option,
@@ -62,6 +63,7 @@ EXIT_WAIT_TIMEOUT = 2
 
 @click.group(cls=AthenaGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="athena", prog_name="athenactl")
+@group_home_option
 def main() -> None:
     """Control Athena: submit agent jobs, follow them, and look at what happened."""
     from athenad.logs import configure_logging

@@ -18,6 +18,7 @@ from athenad.cli.common import (
     AthenaGroup,
     FiniteFloat,
     fail,
+    group_home_option,
     handle_errors,
     home_option,
     json_option,
@@ -34,6 +35,7 @@ START_TIMEOUT_S = 90.0
 
 @click.group(cls=AthenaGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="athena", prog_name="athenad")
+@group_home_option
 def main() -> None:
     """Athena's daemon: a supervisor running worker processes that execute agent jobs."""
 

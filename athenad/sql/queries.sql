@@ -218,7 +218,7 @@ WHERE id = :id AND fence = :fence AND status = 'running';
 -- name: record_checkpoint_unheld
 -- A checkpoint saved for a job no worker holds (from the orchestrator's own code).
 UPDATE jobs SET checkpoint_iteration = :iteration
-WHERE id = :id AND status != 'running';
+WHERE id = :id AND status NOT IN ('running', 'completed');
 
 -- name: get_job
 SELECT * FROM jobs WHERE id = :id;

@@ -130,11 +130,23 @@ def test_unknown_job(orch):
     assert not orch.checkpoints.dir.joinpath("job-nope-iter1.json").exists()
 
 
-def test_save_after_a_run_is_what_resume_returns(orch):
+def test_save_after_a_failed_run_is_what_resume_returns(orch):
+    job_id = create(orch, {"prompt": "p"})
+    claimed = orch.queue.claim("w1")
+    orch.save_task_checkpoint(job_id, 2, MESSAGES)
+    orch.queue.fail(job_id, claimed.fence, "boom")
+    orch.save_task_checkpoint(job_id, 7, MESSAGES * 2, {"k": 1})
+    resumed = resume(orch, job_id)
+    assert resumed["iteration"] == 7 and resumed["state"] == {"k": 1}
+
+
+def test_a_completed_job_takes_no_more_checkpoints(orch):
+    from athenad.errors import InvalidTransition
+
     job_id = create(orch, {"prompt": "p"})
     claimed = orch.queue.claim("w1")
     orch.save_task_checkpoint(job_id, 2, MESSAGES)
     orch.queue.complete(job_id, claimed.fence, "done")
-    orch.save_task_checkpoint(job_id, 7, MESSAGES * 2, {"k": 1})
-    resumed = resume(orch, job_id)
-    assert resumed["iteration"] == 7 and resumed["state"] == {"k": 1}
+    with pytest.raises(InvalidTransition, match="is completed"):
+        orch.save_task_checkpoint(job_id, 7, MESSAGES)
+    assert resume(orch, job_id)["iteration"] == 2
