@@ -12,6 +12,7 @@ holding ``athena.db``, ``.athena/`` and an optional ``athena.toml``::
         run/                    worker wake-up sockets and heartbeat files
         athenad.pid             the running supervisor's pid
         athenad.log             the daemon's structlog JSON lines
+        agents.log              what agents print (when the daemon runs detached)
 """
 
 from __future__ import annotations
@@ -65,6 +66,11 @@ class Home:
     @property
     def log_file(self) -> Path:
         return self.state_dir / "athenad.log"
+
+    @property
+    def agent_output_file(self) -> Path:
+        """What agents print, when the daemon runs detached."""
+        return self.state_dir / "agents.log"
 
     def ensure(self) -> Home:
         """Create the home's directories; returns self."""

@@ -88,6 +88,7 @@ class Supervisor:
         self.config = config
         self.workers_wanted = workers or config.daemon.worker_count()
         self.ready_fd = ready_fd
+        self.detached = ready_fd is not None
         self.watch = watch
         self.notifier = SystemdNotifier()
         self.signals: queue_mod.SimpleQueue[int | str] = queue_mod.SimpleQueue()
@@ -232,6 +233,9 @@ class Supervisor:
         ]
         if self.overrides:
             command += ["--overrides", msgspec.json.encode(self.overrides).decode()]
+        if self.detached:
+            # Detached, the log file is JSON lines: agents' prints go to their own file.
+            command += ["--agent-output", str(self.home.agent_output_file)]
         proc = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,

@@ -14,7 +14,6 @@ import os
 import select
 import signal
 import socket
-import sys
 import threading
 import time
 import traceback
@@ -470,8 +469,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--index", type=int, default=0)
     parser.add_argument("--overrides", default="{}", help="JSON of [daemon] settings")
     parser.add_argument("--supervisor-pid", type=int, default=None)
+    parser.add_argument("--agent-output", default=None, help="file for what agents print")
     args = parser.parse_args(argv)
-    configure_logging(sys.stderr)
+    # Log events keep the original stderr; with --agent-output, whatever agents print
+    # (on stdout or stderr) goes to its own file, so the log stays JSON lines.
+    log_stream = os.fdopen(os.dup(2), "w", buffering=1)
+    configure_logging(log_stream)
+    if args.agent_output:
+        output = os.open(args.agent_output, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(output, 1)
+        os.dup2(output, 2)
+        os.close(output)
     home = Home.resolve(args.home)
     try:
         config = apply_overrides(load_config(home), msgspec.json.decode(args.overrides))
@@ -484,4 +492,8 @@ def main(argv: list[str] | None = None) -> int:
             home.run_dir.mkdir(parents=True, exist_ok=True)
             (home.run_dir / f"worker-{os.getpid()}.boot-error").write_text(message)
         return EXIT_BOOT_ERROR
-    return worker.run()
+    try:
+        return worker.run()
+    except Exception:
+        log.exception("worker_crashed")
+        raise
