@@ -173,6 +173,9 @@ def _bucket_label(moment: dt.datetime, bucket: str) -> str:
     return moment.strftime("%Y-%m-%d" if bucket == "day" else "%Y-%m-%d %H:00")
 
 
+MAX_EMPTY_LEAD = 48  # empty buckets shown before a window's first job
+
+
 def trends(
     source: Source, since: str | None, bucket: str = "hour", now: str | None = None
 ) -> list[dict[str, Any]]:
@@ -191,7 +194,11 @@ def trends(
     if not found:
         return []
     step = dt.timedelta(days=1) if bucket == "day" else dt.timedelta(hours=1)
-    moment = _bucket_start(since, bucket) if since else _key_start(min(found), bucket)
+    moment = _key_start(min(found), bucket)
+    if since:
+        # The window's empty start counts too, but never more than MAX_EMPTY_LEAD buckets:
+        # `--since 99999d` must not draw a century of zeros.
+        moment = max(_bucket_start(since, bucket), moment - step * MAX_EMPTY_LEAD)
     last = max(_bucket_start(now, bucket), _key_start(max(found), bucket))
     buckets = []
     while moment <= last:
