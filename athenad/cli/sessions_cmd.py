@@ -365,14 +365,19 @@ def rm_cmd(session_id: str, as_json: bool, home: str | None) -> None:
 
 
 @click.command("backup")
-@click.argument("dest", type=click.Path())
+@click.argument("dest", type=click.Path(dir_okay=False))
+@click.option("--force", is_flag=True, help="Replace DEST if it exists.")
 @json_option
 @home_option
 @handle_errors
 @_pipe_safe
-def backup_command(dest: str, as_json: bool, home: str | None) -> None:
+def backup_command(dest: str, force: bool, as_json: bool, home: str | None) -> None:
     """Write athena.db (a consistent snapshot) and .athena/ into one archive at DEST."""
     _quiet_logs()
+    if not dest.strip():
+        fail("backup needs a file name for the archive.")
+    if Path(dest).exists() and not force:
+        fail(f"{dest} already exists; pass --force to replace it.")
     result = backup_mod.backup(_resolve_home(home), dest)
     if as_json:
         print_json(result)

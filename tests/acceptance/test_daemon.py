@@ -285,3 +285,16 @@ def test_a_file_that_is_not_a_database_is_reported_and_left_alone(home):
         assert "not a usable SQLite database" in result.stderr
         assert "Traceback" not in result.stderr
     assert home.db_path.read_bytes() == garbage
+
+
+def test_backup_never_overwrites_by_accident(home, tmp_path):
+    submit(home, "echo")
+    existing = tmp_path / "keep.tar.gz"
+    existing.write_bytes(b"precious")
+    refused = cli("athenactl", "backup", str(existing), home=home)
+    assert refused.returncode == 1 and "already exists" in refused.stderr
+    assert existing.read_bytes() == b"precious"
+    empty = cli("athenactl", "backup", "", home=home)
+    assert empty.returncode != 0
+    assert cli("athenactl", "backup", str(existing), "--force", home=home).returncode == 0
+    assert existing.read_bytes() != b"precious"
