@@ -67,7 +67,12 @@ def connect(
             from athenad.migrations import migrate as apply_migrations
 
             apply_migrations(conn)
-    except (apsw.NotADBError, apsw.CorruptError, apsw.CantOpenError, apsw.IOError) as exc:
+    except apsw.CantOpenError as exc:
+        raise DatabaseUnusable(
+            f"cannot open {path} ({exc}); SQLite needs to write it and its -wal and -shm files, "
+            "so check that the directory is writable."
+        ) from None
+    except (apsw.NotADBError, apsw.CorruptError, apsw.IOError, apsw.ReadOnlyError) as exc:
         raise DatabaseUnusable(f"{path} is not a usable SQLite database: {exc}.") from None
     return conn
 
