@@ -32,6 +32,7 @@ import msgspec
 import structlog
 
 from athenad.errors import AthenaError, InvalidInput
+from athenad.fsutil import fsync_dir
 from athenad.timefmt import utc_now_text
 
 FORMAT_VERSION = 1
@@ -124,14 +125,6 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write_reason(exc: OSError) -> str:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return "the disk is full"
@@ -221,7 +214,7 @@ class CheckpointStore:
             raise
         try:
             # Without this the rename itself may be lost in a power cut.
-            _fsync_dir(self.dir)
+            fsync_dir(self.dir)
         except OSError as exc:
             raise self._write_error(job_id, iteration, exc) from exc
         return CheckpointInfo(

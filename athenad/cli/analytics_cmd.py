@@ -6,11 +6,9 @@ them (rich tables, unicode bars and sparklines, Prometheus text, a live ``top``)
 
 from __future__ import annotations
 
-import contextlib
 import os
 import select
 import sys
-import tempfile
 import termios
 import time
 import tty
@@ -26,6 +24,7 @@ from rich.text import Text
 
 from athenad import analytics
 from athenad.db import connect
+from athenad.fsutil import atomic_write
 from athenad.paths import read_pid
 from athenad.status import collect_status, worker_processes
 from athenad.timefmt import parse_since, parse_ts, utc_now_text
@@ -294,30 +293,11 @@ def trends_command(home: str | None, since: str, bucket: str, as_json: bool) -> 
 
 
 def _write_atomically(path: Path, text: str) -> None:
-    """Temp file in the same directory, fsync, rename, fsync the directory.
-
-    A scraper reading the file meanwhile sees the old or the new text, never half.
-    """
+    """A scraper reading the file meanwhile sees the old or the new text, never half."""
     path = path.resolve()
     if not path.parent.is_dir():
         fail(f"cannot write {path}: the directory {path.parent} does not exist.")
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, 0o644)
-        os.replace(temp, path)
-        folder = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
+    atomic_write(path, text.encode("utf-8"), mode=0o644)
 
 
 @click.command("metrics")

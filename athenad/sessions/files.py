@@ -38,6 +38,7 @@ import msgspec
 import structlog
 
 from athenad.errors import AthenaError, InvalidInput
+from athenad.fsutil import atomic_write, fsync_dir  # noqa: F401 - used by the package
 from athenad.timefmt import utc_now_text
 
 log = structlog.get_logger("athenad.sessions")
@@ -175,32 +176,6 @@ def decode_line(line: bytes) -> Header | Message:
         if record.checksum != expected:
             raise ValueError(f"checksum {record.checksum!r} does not match {expected!r}")
     return record
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: Path, data: bytes, *, exclusive: bool = False) -> None:
-    """Write via temp file + fsync + rename (or link when ``exclusive``) + dir fsync."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if exclusive:
-            os.link(tmp, path)  # fails if the target exists: never overwrite a session
-        else:
-            os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-    fsync_dir(path.parent)
 
 
 @contextlib.contextmanager

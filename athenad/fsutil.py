@@ -1,0 +1,42 @@
+"""Writing files that must not tear: temp file, fsync, rename, fsync of the directory."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or a new file in ``path`` survive a power cut."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(
+    path: Path, data: bytes, *, exclusive: bool = False, mode: int | None = None
+) -> None:
+    """Replace ``path`` with ``data`` so readers see the old or the new bytes, never half.
+
+    With ``exclusive`` the file must not exist yet (it is linked into place, never
+    overwriting). ``mode`` sets the permissions (temp files start private).
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
+        if exclusive:
+            os.link(tmp, path)  # fails if the target exists
+        else:
+            os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    fsync_dir(path.parent)
