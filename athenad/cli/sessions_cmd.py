@@ -35,9 +35,9 @@ from athenad import backup as backup_mod
 from athenad.cli.common import fail, handle_errors, home_option, json_option, print_json
 from athenad.cli.common import resolve_home as _resolve_home
 from athenad.errors import InvalidInput
+from athenad.fsutil import atomic_write
 from athenad.logs import configure_logging
 from athenad.sessions import Message, Role, SessionInfo, SessionManager
-from athenad.sessions.files import atomic_write
 from athenad.sessions.transfer import FORMATS, export_session, import_session
 
 PICKER_ROWS = 20

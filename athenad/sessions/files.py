@@ -38,7 +38,6 @@ import msgspec
 import structlog
 
 from athenad.errors import AthenaError, InvalidInput
-from athenad.fsutil import atomic_write, fsync_dir  # noqa: F401 - used by the package
 from athenad.timefmt import utc_now_text
 
 log = structlog.get_logger("athenad.sessions")

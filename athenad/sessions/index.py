@@ -35,13 +35,13 @@ from pathlib import Path
 import msgspec
 import structlog
 
+from athenad.fsutil import atomic_write
 from athenad.sessions.files import (
     SESSION_FILE_RE,
     SESSION_ID_RE,
     SUFFIX,
     Header,
     Message,
-    atomic_write,
     decode_line,
     last_record,
 )

@@ -20,6 +20,7 @@ import msgspec
 import structlog
 
 from athenad.errors import InvalidInput
+from athenad.fsutil import atomic_write
 from athenad.ids import new_job_id
 from athenad.sessions import files, repair
 from athenad.sessions.files import (
@@ -29,7 +30,6 @@ from athenad.sessions.files import (
     Header,
     Message,
     SessionNotFound,
-    atomic_write,
     check_session_id,
     check_text,
     encode_line,

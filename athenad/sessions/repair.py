@@ -20,13 +20,13 @@ from typing import Any
 
 import msgspec
 
+from athenad.fsutil import atomic_write
 from athenad.sessions.files import (
     FORMAT_VERSION,
     SUFFIX,
     TORN_REASON,
     Header,
     Message,
-    atomic_write,
     check_format,
     decode_line,
     decode_unterminated,
