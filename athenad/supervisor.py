@@ -25,6 +25,7 @@ import structlog
 
 from athenad.config import Config, apply_overrides, load_config
 from athenad.errors import AthenaError, DaemonError, DatabaseBusy
+from athenad.fsutil import atomic_write
 from athenad.jobs import JobQueue
 from athenad.notify import SystemdNotifier
 from athenad.paths import Home
@@ -68,6 +69,35 @@ def last_sign_of_life(job: dict, lease_s: float) -> str | None:
     if not job.get("lease_expires_at"):
         return None
     return format_epoch(parse_ts(job["lease_expires_at"]).timestamp() - lease_s)
+
+
+def rescue_if_orphaned(
+    queue: JobQueue,
+    home: Home,
+    job: dict,
+    lease_s: float,
+    *,
+    reason: str | None = None,
+    count_interruption: bool = True,
+) -> str:
+    """Requeue a running job whose worker process is gone, and kill what it left behind.
+
+    Returns the job's new status, or '' when its worker still lives (or the fence moved).
+    """
+    pid = job["worker_pid"]
+    if Supervisor.is_worker_alive(pid):
+        return ""
+    if pid is not None:
+        kill_child_groups(home, pid)
+    status = queue.rescue(
+        job["id"],
+        job["fence"],
+        reason=reason or f"worker {pid} is gone",
+        count_interruption=count_interruption,
+        ran_until=last_sign_of_life(job, lease_s),
+    )
+    log.info("job_rescued", job_id=job["id"], worker_pid=pid, new_status=status)
+    return status
 
 
 class Supervisor:
@@ -386,16 +416,7 @@ class Supervisor:
             pid = job["worker_pid"]
             ours = self.workers.get(pid)
             if ours is None:
-                if not self.is_worker_alive(pid):
-                    if pid is not None:
-                        kill_child_groups(self.home, pid)
-                    status = self.queue.rescue(
-                        job["id"],
-                        job["fence"],
-                        reason=f"worker {pid} is gone",
-                        ran_until=last_sign_of_life(job, self.config.daemon.lease),
-                    )
-                    log.info("job_rescued", job_id=job["id"], worker_pid=pid, new_status=status)
+                rescue_if_orphaned(self.queue, self.home, job, self.config.daemon.lease)
                 continue
             # Each case first changes the job under its fence, and kills the worker only
             # if that worked: the worker may have moved on to another job meanwhile.
@@ -469,10 +490,8 @@ class Supervisor:
         self.notifier.send("READY=1", f"STATUS={len(self.workers)} workers")
 
     def write_reload_state(self, state: str, error: str | None = None) -> None:
-        path = self.home.run_dir / RELOAD_STATE_FILE
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(msgspec.json.encode({"state": state, "error": error}))
-        os.replace(tmp, path)
+        state_json = msgspec.json.encode({"state": state, "error": error})
+        atomic_write(self.home.run_dir / RELOAD_STATE_FILE, state_json, durable=False)
 
     def replace_step(self) -> None:
         """Replace workers one at a time: start a new one, retire an old one once it is up."""

@@ -238,20 +238,14 @@ def _kill_daemon(pid: int) -> None:
 
 
 def _requeue_orphans(home: Home) -> None:
-    from athenad.config import load_config
-    from athenad.supervisor import Supervisor, last_sign_of_life
+    from athenad.supervisor import rescue_if_orphaned
 
     lease = load_config(home).daemon.lease
     with JobQueue(home.db_path) as queue:
         for job in queue.running_jobs():
-            if not Supervisor.is_worker_alive(job["worker_pid"]):
-                queue.rescue(
-                    job["id"],
-                    job["fence"],
-                    reason="daemon stopped",
-                    count_interruption=False,
-                    ran_until=last_sign_of_life(job, lease),
-                )
+            rescue_if_orphaned(
+                queue, home, job, lease, reason="daemon stopped", count_interruption=False
+            )
 
 
 @main.command()
