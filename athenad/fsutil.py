@@ -17,19 +17,26 @@ def fsync_dir(path: Path) -> None:
 
 
 def atomic_write(
-    path: Path, data: bytes, *, exclusive: bool = False, mode: int | None = None
+    path: Path,
+    data: bytes,
+    *,
+    exclusive: bool = False,
+    mode: int | None = None,
+    durable: bool = True,
 ) -> None:
     """Replace ``path`` with ``data`` so readers see the old or the new bytes, never half.
 
     With ``exclusive`` the file must not exist yet (it is linked into place, never
-    overwriting). ``mode`` sets the permissions (temp files start private).
+    overwriting). ``mode`` sets the permissions (temp files start private). Without
+    ``durable`` nothing is fsynced: for run-state files that need not outlive a crash.
     """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     try:
         with open(tmp, "wb") as handle:
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         if mode is not None:
             os.chmod(tmp, mode)
         if exclusive:
@@ -39,4 +46,5 @@ def atomic_write(
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)

@@ -25,6 +25,7 @@ import structlog
 
 from athenad.config import Config, apply_overrides, load_config
 from athenad.errors import AthenaError, DatabaseBusy, InvalidInput, StaleFence
+from athenad.fsutil import atomic_write
 from athenad.jobs import ClaimedJob, JobQueue
 from athenad.paths import Home
 from athenad.status import WorkerHeartbeat, child_groups_path, heartbeat_path
@@ -416,8 +417,6 @@ class Worker:
         self._write_child_groups()
 
     def _write_child_groups(self) -> None:
-        path = child_groups_path(self.home, self.pid)
-        tmp = path.with_suffix(".tmp-groups")
         lines = []
         for pgid in sorted(self.child_groups):
             try:  # the leader's start time tells a reused pgid from ours
@@ -425,8 +424,7 @@ class Worker:
             except psutil.Error:
                 continue
             lines.append(f"{pgid} {started!r}\n")
-        tmp.write_text("".join(lines))
-        os.replace(tmp, path)
+        atomic_write(child_groups_path(self.home, self.pid), "".join(lines).encode(), durable=False)
 
     def write_heartbeat(self, *, force: bool = False) -> None:
         """Rewrite the heartbeat file when something changed (atomically)."""
@@ -441,10 +439,7 @@ class Worker:
             jobs_done=self.jobs_done,
             state="busy" if job else "idle",
         )
-        path = heartbeat_path(self.home, self.pid)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(msgspec.json.encode(beat))
-        os.replace(tmp, path)
+        atomic_write(heartbeat_path(self.home, self.pid), msgspec.json.encode(beat), durable=False)
         self._heartbeat_written = snapshot
 
     def shutdown(self) -> None:
