@@ -3,7 +3,8 @@
 An id is 15 characters of lowercase Crockford base32: 9 for the millisecond
 timestamp, then 6 that count up within one millisecond of one process and start
 at a random value, so ids from several processes rarely collide and sort by
-creation everywhere.
+creation everywhere. A forked child starts its own count: it would otherwise
+continue the parent's and make the very ids the parent makes next.
 """
 
 from __future__ import annotations
@@ -15,15 +16,31 @@ import time
 ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 _TIME_CHARS = 9
 _TAIL_CHARS = 6
-_TAIL_MAX = 32**_TAIL_CHARS
+_TAIL_MAX: int = 32**_TAIL_CHARS  # (int ** int is Any to a type checker)
 
 _lock = threading.Lock()
 _last_ms = 0
 _last_tail = 0
 
 
+def _random_tail() -> int:
+    # In the lower half, so a burst in one millisecond never overflows.
+    return int.from_bytes(os.urandom(4), "big") % (_TAIL_MAX // 2)
+
+
+def _forget_parent_state() -> None:
+    """In a forked child: start a fresh count (and a fresh lock, in case a thread held it)."""
+    global _lock, _last_ms, _last_tail
+    _lock = threading.Lock()
+    _last_ms = 0
+    _last_tail = 0
+
+
+os.register_at_fork(after_in_child=_forget_parent_state)
+
+
 def _encode(value: int, width: int) -> str:
-    out = []
+    out: list[str] = []
     for _ in range(width):
         value, digit = divmod(value, 32)
         out.append(ALPHABET[digit])
@@ -40,10 +57,9 @@ def new_job_id() -> str:
             tail = _last_tail + 1
             if tail >= _TAIL_MAX:
                 now_ms += 1
-                tail = int.from_bytes(os.urandom(4), "big") % (_TAIL_MAX // 2)
+                tail = _random_tail()
         else:
-            # Start in the lower half so a burst in one millisecond never overflows.
-            tail = int.from_bytes(os.urandom(4), "big") % (_TAIL_MAX // 2)
+            tail = _random_tail()
         _last_ms, _last_tail = now_ms, tail
         return _encode(now_ms, _TIME_CHARS) + _encode(tail, _TAIL_CHARS)
 
