@@ -12,10 +12,6 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-from athenad.logs import ensure_default_logging  # noqa: E402
-
-ensure_default_logging()
-
 _EXPORTS = {
     "AthenaError": "athenad.errors",
     "InvalidInput": "athenad.errors",

@@ -1,5 +1,8 @@
 """structlog set-up shared by the supervisor, the workers and the CLIs.
 
+Only those entry points configure logging; importing athenad configures nothing, so a
+program using the library keeps its own structlog set-up.
+
 Events are stable snake_case names with key-value context, rendered as JSON lines
 (one object per line, ending with a newline) so the log file can be grepped and
 parsed.
@@ -45,16 +48,6 @@ def configure_logging(
         logger_factory=structlog.PrintLoggerFactory(stream or sys.stderr),
         cache_logger_on_first_use=True,
     )
-
-
-def ensure_default_logging() -> None:
-    """Unless the program configured structlog itself, log warnings and up to stderr.
-
-    structlog's own default prints every level to stdout, which would mix library
-    events into a program's output.
-    """
-    if not structlog.is_configured():
-        configure_logging(sys.stderr, level="warning", json=False)
 
 
 def get_logger(**context: object) -> structlog.stdlib.BoundLogger:

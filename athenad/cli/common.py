@@ -102,7 +102,20 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class AthenaGroup(click.Group):
-    """A command group whose usage errors are one line on stderr, like every other error."""
+    """A command group whose usage errors are one line on stderr, like every other error.
+
+    Running a command first sends log events of warning and up to stderr, as text,
+    so stdout keeps only the command's output; ``athenad start --foreground``
+    switches to JSON lines later.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        # Here rather than in main(): --help and usage errors never get this far, so
+        # they stay quick without importing structlog.
+        from athenad.logs import configure_logging
+
+        configure_logging(sys.stderr, level="warning", json=False)
+        return super().invoke(ctx)
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["standalone_mode"] = False
