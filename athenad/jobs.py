@@ -35,6 +35,7 @@ from athenad.jobspec import (
     decode_json,
     encode_json,
     spec_from,
+    timed_out_message,
 )
 from athenad.queries import QUERIES as Q
 from athenad.timefmt import format_epoch, utc_now_text
@@ -77,13 +78,18 @@ class JobQueue(WaitingMixin):
         run_dir: str | Path | None = None,
         max_interruptions: int = DEFAULT_MAX_INTERRUPTIONS,
         fast_writes: bool = False,
+        busy_timeout_ms: int = dbmod.BUSY_TIMEOUT_MS,
     ) -> None:
         self.db_path = Path(db_path)
         self.run_dir = Path(run_dir) if run_dir else self.db_path.parent / ".athena" / "run"
         self.sessions_dir = self.run_dir.parent / "sessions"
         self.max_interruptions = max_interruptions
-        factory = dbmod.fast_write_connection if fast_writes else dbmod.connect
-        self.conn = factory(self.db_path, synchronous=synchronous)
+        if fast_writes:
+            self.conn = dbmod.fast_write_connection(self.db_path, synchronous=synchronous)
+        else:
+            self.conn = dbmod.connect(
+                self.db_path, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms
+            )
 
     def close(self) -> None:
         self.conn.close()
@@ -223,6 +229,7 @@ class JobQueue(WaitingMixin):
             return self._claim(worker_id, worker_pid, lease_s)
 
     def _claim(self, worker_id: str, worker_pid: int | None, lease_s: float) -> ClaimedJob | None:
+        lease_started = time.monotonic()
         now = time.time()
         params = {
             "worker_id": worker_id,
@@ -246,6 +253,7 @@ class JobQueue(WaitingMixin):
             session_id=row[9],
             priority=row[10],
             interruptions=row[11],
+            lease_started=lease_started,
         )
 
     def complete(self, job_id: str, fence: int, result: Any = None) -> list[str]:
@@ -272,7 +280,9 @@ class JobQueue(WaitingMixin):
         with self._tx():
             released = self._complete(job_id, fence, encoded)
             claimed = self._claim(worker_id, worker_pid, lease_s)
-        if len(released) > (1 if claimed else 0):
+        # This worker runs one job next; any other ready job it released needs a worker
+        # woken now, not at the next idle poll a second later.
+        if any(claimed is None or child != claimed.id for child in released):
             wake_workers(self.run_dir)
         return released, claimed
 
@@ -380,9 +390,20 @@ class JobQueue(WaitingMixin):
         }
         return [row[0] for row in self.conn.execute(Q["cancel_descendants"], params)]
 
-    def renew_lease(self, job_id: str, fence: int, *, lease_s: float = DEFAULT_LEASE_S) -> bool:
-        """Extend the lease; returns whether cancellation was asked for. Raises StaleFence."""
-        with self._tx():
+    def renew_lease(
+        self,
+        job_id: str,
+        fence: int,
+        *,
+        lease_s: float = DEFAULT_LEASE_S,
+        timeout_s: float = 30.0,
+    ) -> bool:
+        """Extend the lease; returns whether cancellation was asked for.
+
+        Raises StaleFence when another worker holds the job now, and DatabaseBusy when
+        the write lock could not be had within ``timeout_s``.
+        """
+        with dbmod.write_transaction(self.conn, timeout_s=timeout_s):
             row = self._one(
                 "renew_lease",
                 {"id": job_id, "fence": fence, "lease_expires_at": _later(lease_s)},
@@ -551,7 +572,7 @@ class JobQueue(WaitingMixin):
     def expire_timed_out(self, job_id: str, fence: int, timeout_s: float) -> str:
         """Fail (or retry) a job whose worker overran its timeout and was stopped."""
         try:
-            return self.fail(job_id, fence, f"timed out after {timeout_s:g} s")
+            return self.fail(job_id, fence, timed_out_message(timeout_s))
         except StaleFence:
             return ""
 

@@ -47,6 +47,9 @@ class ClaimedJob(msgspec.Struct, kw_only=True):
     session_id: str | None
     priority: int
     interruptions: int
+    # time.monotonic() when the lease was computed: the holder's lease ends at
+    # lease_started + the lease length, by its own clock.
+    lease_started: float = 0.0
 
 
 def encode_json(value: Any, what: str) -> str:
@@ -102,3 +105,8 @@ def spec_from(item: JobSpec | Mapping[str, Any]) -> JobSpec:
     if not isinstance(fields.get("type"), str) or not fields["type"]:
         raise InvalidInput(f"a task needs a non-empty string 'type', got {fields.get('type')!r}.")
     return JobSpec(**fields)
+
+
+def timed_out_message(seconds: float | None) -> str:
+    """The error of a job stopped by its timeout."""
+    return "timed out" if seconds is None else f"timed out after {seconds:g} s"

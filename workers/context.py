@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from athenad.errors import StaleFence
-from workers.interrupts import Cancelled, ShuttingDown
+from workers.interrupts import Cancelled, JobLost, ShuttingDown
 
 if TYPE_CHECKING:
     from athenad.jobs import ClaimedJob
@@ -69,7 +69,9 @@ class JobContext:
     def save_checkpoint(self, iteration: int, state: Any = None, messages: Any = None) -> bool:
         """Save a checkpoint; returns False (with a warning) when the disk refused it.
 
-        Raises StaleFence when this worker no longer holds the job.
+        When this worker no longer holds the job (its lease lapsed and another worker
+        took it), the checkpoint is discarded and :class:`JobLost` stops the agent: the
+        new holder's work is never overwritten.
         """
         from athenad.checkpoints import CheckpointWriteError
 
@@ -84,7 +86,7 @@ class JobContext:
         except StaleFence:
             store.discard(self.job_id, iteration)
             self.log.warning("checkpoint_refused_stale", iteration=iteration)
-            raise
+            raise JobLost("another worker holds the job now") from None
         store.prune(self.job_id, keep=self._worker.keep_checkpoints)
         self.log.debug("checkpoint_saved", iteration=iteration)
         return True

@@ -20,3 +20,18 @@ class ShuttingDown(WorkerInterrupt):
 
 class JobTimedOut(WorkerInterrupt):
     """The job ran past its timeout."""
+
+    def __init__(self, seconds: float | None = None) -> None:
+        super().__init__(seconds)
+        self.seconds = seconds
+
+
+class JobLost(WorkerInterrupt):
+    """This worker no longer holds the job: its lease lapsed or another worker took it.
+
+    Whatever the agent would still write is refused by the job's fence, so it stops.
+    """
+
+    def __init__(self, reason: str = "the job was taken back") -> None:
+        super().__init__(reason)
+        self.reason = reason

@@ -13,7 +13,6 @@ import contextlib
 import os
 import select
 import signal
-import socket
 import threading
 import time
 import traceback
@@ -26,13 +25,21 @@ import structlog
 from athenad.config import Config, apply_overrides, load_config
 from athenad.errors import AthenaError, DatabaseBusy, InvalidInput, StaleFence
 from athenad.fsutil import atomic_write
+from athenad.identity import make_worker_id
 from athenad.jobs import ClaimedJob, JobQueue
+from athenad.jobspec import timed_out_message
 from athenad.paths import Home
 from athenad.status import WorkerHeartbeat, child_groups_path, heartbeat_path
 from athenad.timefmt import utc_now_text
 from athenad.wake import bind_wake_socket, drain
 from workers.context import JobContext
-from workers.interrupts import Cancelled, JobTimedOut, ShuttingDown, WorkerInterrupt
+from workers.interrupts import (
+    Cancelled,
+    JobLost,
+    JobTimedOut,
+    ShuttingDown,
+    WorkerInterrupt,
+)
 from workers.registry import AgentLoadError, AgentRegistry, run_agent
 
 EXIT_OK = 0
@@ -42,8 +49,14 @@ IDLE_WAIT_S = 1.0
 CONTROL_TICK_S = 0.2
 ORPHAN_GRACE_S = 2.0
 RENEW_EVERY_S = 5.0
+CONTROL_BUSY_MS = 200
 
 log = structlog.get_logger()
+
+
+def renewal_interval(lease_s: float) -> float:
+    """How often a held lease is renewed: three tries fit in one lease."""
+    return min(lease_s / 3, RENEW_EVERY_S)
 
 
 class JobControl:
@@ -56,13 +69,17 @@ class JobControl:
         self.cancel_requested = False
         self.cancel_seen_at = 0.0
         self.lost = False
+        self.lease_ends = 0.0  # by time.monotonic(): when our claim lapses unless renewed
+        self.next_renewal = 0.0
 
-    def begin(self, job: ClaimedJob) -> None:
+    def begin(self, job: ClaimedJob, lease_s: float) -> None:
         with self.lock:
             self.cancel_requested = False
             self.cancel_seen_at = 0.0
             self.lost = False
             self.started = time.monotonic()
+            self.lease_ends = (job.lease_started or self.started) + lease_s
+            self.next_renewal = self.started + renewal_interval(lease_s)
             self.job = job
 
     def end(self) -> None:
@@ -83,19 +100,23 @@ class Worker:
         # The supervisor's pid as it told us: getppid() now could already be init's,
         # if the supervisor died while this process was still importing.
         self.parent_pid = supervisor_pid or os.getppid()
-        self.worker_id = f"{socket.gethostname()}:{self.pid}:{index}"
+        self.worker_id = make_worker_id(self.pid, index)
         self.started_at = utc_now_text()
         self.stopping = False
         self.jobs_done = 0
         self.keep_checkpoints = 3
         self.control = JobControl()
-        self.in_agent = False
-        self.pending_interrupt: tuple[ClaimedJob | None, WorkerInterrupt] | None = None
+        # The job whose agent runs now and may be interrupted; cleared (first) when the
+        # agent returns, and by the one interrupt a run can receive.
+        self.running: ClaimedJob | None = None
+        self.timeout_for: ClaimedJob | None = None  # the job the armed SIGALRM belongs to
+        self.pending_interrupt: tuple[ClaimedJob, WorkerInterrupt] | None = None
         self._checkpoints = None
         self._sessions = None
         self._heartbeat_written: tuple | None = None
         self.child_groups: set[int] = set()
         self._main_thread = threading.main_thread().ident
+        self.orphaned_at = 0.0
 
     # ---- boot -------------------------------------------------------------------------
 
@@ -109,7 +130,10 @@ class Worker:
             run_dir=self.home.run_dir,
             fast_writes=True,
         )
-        self.control_queue = JobQueue(self.home.db_path, run_dir=self.home.run_dir)
+        # Short lock waits: the control thread must not sit out a lease on one statement.
+        self.control_queue = JobQueue(
+            self.home.db_path, run_dir=self.home.run_dir, busy_timeout_ms=CONTROL_BUSY_MS
+        )
         self.registry = AgentRegistry(self.home, self.config)
         # The home's own agents are imported now: a typo there is a boot error with a
         # reason, not a failure of every job later.
@@ -150,27 +174,46 @@ class Worker:
         self.stopping = True
 
     def _on_alarm(self, signum: int, frame: Any) -> None:
-        if self.in_agent:
-            self.in_agent = False
-            raise JobTimedOut()
+        job = self.running
+        # An alarm armed for an earlier job (delivered late) is dropped, never raised here.
+        if job is not None and job is self.timeout_for:
+            self.running = None
+            raise JobTimedOut(job.timeout_s)
 
     def _on_interrupt(self, signum: int, frame: Any) -> None:
         pending, self.pending_interrupt = self.pending_interrupt, None
-        if pending is None or not self.in_agent:
+        if pending is None:
             return
         job, interrupt = pending
         # Only the job it was meant for: the agent may have finished and the next begun.
-        if job is None or job is self.control.job:
-            self.in_agent = False
+        if job is self.running:
+            self.running = None
             raise interrupt
 
     def interrupt_agent(self, interrupt: WorkerInterrupt, job: ClaimedJob | None = None) -> None:
         """Called from the control thread: raise ``interrupt`` in the running agent.
 
-        With ``job``, the interrupt reaches that job only, never one claimed after it.
+        The interrupt reaches ``job`` only (default: the job running now), never one
+        claimed after it.
         """
-        self.pending_interrupt = (job, interrupt)
+        target = job or self.running
+        if target is None:
+            return
+        self.pending_interrupt = (target, interrupt)
         signal.pthread_kill(self._main_thread, signal.SIGUSR1)
+
+    def arm(self, job: ClaimedJob) -> None:
+        """Let interrupts reach ``job``'s agent, and start its timeout."""
+        self.running = job
+        if job.timeout_s:
+            self.timeout_for = job
+            signal.setitimer(signal.ITIMER_REAL, job.timeout_s)
+
+    def disarm(self) -> None:
+        """No interrupt reaches the worker after this; the timer is stopped."""
+        self.running = None
+        self.timeout_for = None
+        signal.setitimer(signal.ITIMER_REAL, 0)
 
     # ---- the loop ---------------------------------------------------------------------
 
@@ -227,32 +270,32 @@ class Worker:
             return "interrupted", None
         except AthenaError as exc:
             return "error", (exc.message, traceback.format_exc())
-        self.control.begin(job)
+        self.control.begin(job, self.config.daemon.lease)
         log.debug("job_started", job_id=job.id, agent=job.agent_type, attempt=job.attempt)
         try:
             try:
-                if job.timeout_s:
-                    signal.setitimer(signal.ITIMER_REAL, job.timeout_s)
-                self.in_agent = True
+                self.arm(job)
                 result = run_agent(agent, ctx)
             finally:
                 if os.getpid() != self.pid:
                     os._exit(0)  # a child the agent forked came back here: it is no worker
-                self.in_agent = False
-                signal.setitimer(signal.ITIMER_REAL, 0)
-                self.control.end()
+                # An interrupt landing in here (before disarm cleared `running`) is this
+                # job's own and is caught below; after disarm none can be raised.
+                self.disarm()
             if self.control.cancel_requested:
                 # The agent saw ctx.cancelled and returned early: what was asked is a cancel.
                 return "cancelled", None
             return "ok", result
-        except JobTimedOut:
-            return "timeout", job.timeout_s
+        except JobTimedOut as exc:
+            return "timeout", exc.seconds
         except Cancelled:
             return "cancelled", None
         except ShuttingDown:
             return "interrupted", None
+        except JobLost as exc:
+            return "lost", exc.reason
         except StaleFence:
-            return "lost", None
+            return "lost", "another worker holds the job now"
         except Exception as exc:
             if self.control.cancel_requested:
                 return "cancelled", None
@@ -261,6 +304,9 @@ class Worker:
             # An agent's sys.exit() ends its job, not the worker that runs it.
             name = type(exc).__name__
             return "error", (f"the agent raised {name}({exc})", traceback.format_exc())
+        finally:
+            self.disarm()
+            self.control.end()
 
     def report_until_stored(
         self, job: ClaimedJob, outcome: tuple[str, Any], *, claim_next: bool
@@ -309,7 +355,7 @@ class Worker:
                 queue.fail(job.id, job.fence, detail, retryable=False)
                 log.error("job_unrunnable", job_id=job.id, error=detail)
             elif kind == "timeout":
-                status = queue.fail(job.id, job.fence, f"timed out after {detail:g} s")
+                status = queue.fail(job.id, job.fence, timed_out_message(detail))
                 log.warning("job_timed_out", job_id=job.id, timeout_s=detail, new_status=status)
             elif kind == "cancelled":
                 queue.finish_cancelled(job.id, job.fence)
@@ -318,7 +364,10 @@ class Worker:
                 queue.rescue(job.id, job.fence, reason="worker stopping", count_interruption=False)
                 log.info("job_requeued", job_id=job.id, reason="worker stopping")
             elif kind == "lost":
-                log.warning("job_lost", job_id=job.id)
+                # Hand the job back at once if it is still ours (a lease we could not
+                # renew); when another worker holds it, the fence makes this a no-op.
+                status = queue.rescue(job.id, job.fence, reason=detail, count_interruption=False)
+                log.warning("job_lost", job_id=job.id, reason=detail, new_status=status or None)
         except StaleFence:
             log.warning("job_lost", job_id=job.id, outcome=kind)
         return None
@@ -346,32 +395,83 @@ class Worker:
     # ---- the control thread -----------------------------------------------------------
 
     def _control_loop(self) -> None:
-        lease = self.config.daemon.lease
-        grace = self.config.daemon.cancel_grace
-        last_renew = time.monotonic()
-        orphaned_at = 0.0
         while True:
             time.sleep(CONTROL_TICK_S)
-            now = time.monotonic()
-            with contextlib.suppress(Exception):
-                if os.getppid() != self.parent_pid:
-                    if not orphaned_at:
-                        orphaned_at = now
-                        log.warning("supervisor_gone", parent_pid=self.parent_pid)
-                        self.stopping = True
-                        os.write(self.signal_w, b"!")
-                    elif self.in_agent and now - orphaned_at > ORPHAN_GRACE_S:
-                        self.interrupt_agent(ShuttingDown())
-                job = self.control.job
-                if job is not None and now - self.control.started > CONTROL_TICK_S:
-                    self._watch_job(job, now, grace)
-                    # Renewals are also the last sign of life a late rescue counts up to.
-                    if now - last_renew > min(lease / 3, RENEW_EVERY_S):
-                        self.control_queue.renew_lease(job.id, job.fence, lease_s=lease)
-                        last_renew = now
-                else:
-                    last_renew = now
-                self.write_heartbeat()
+            try:
+                self.control_tick(time.monotonic())
+            except Exception:
+                # Never silent: a failure here is logged with its traceback, and the
+                # next tick tries again.
+                log.exception("control_tick_failed", pid=self.pid)
+
+    def control_tick(self, now: float) -> None:
+        """One pass of the control thread: supervisor, current job, lease, heartbeat."""
+        self._check_supervisor(now)
+        job = self.control.job
+        if job is not None and now - self.control.started > CONTROL_TICK_S:
+            try:
+                self._watch_job(job, now, self.config.daemon.cancel_grace)
+            except Exception as exc:
+                log.warning("job_control_read_failed", job_id=job.id, error=str(exc))
+            self.keep_lease(job, now)
+        try:
+            self.write_heartbeat()
+        except OSError as exc:
+            log.warning("heartbeat_write_failed", error=str(exc))
+
+    def _check_supervisor(self, now: float) -> None:
+        if os.getppid() == self.parent_pid:
+            return
+        if not self.orphaned_at:
+            self.orphaned_at = now
+            log.warning("supervisor_gone", parent_pid=self.parent_pid)
+            self.stopping = True
+            with contextlib.suppress(BlockingIOError):
+                os.write(self.signal_w, b"!")
+        elif self.running is not None and now - self.orphaned_at > ORPHAN_GRACE_S:
+            self.interrupt_agent(ShuttingDown())
+
+    def keep_lease(self, job: ClaimedJob, now: float) -> None:
+        """Renew the job's lease in time; give the job up before a lapsed lease lets
+        another worker take it, so it never runs in two places at once.
+
+        Renewals are also the last sign of life a late rescue counts up to.
+        """
+        control = self.control
+        lease = self.config.daemon.lease
+        if control.lost:
+            return
+        if now >= control.lease_ends - CONTROL_TICK_S:
+            self._give_up(job, f"its lease of {lease:g} s could not be renewed in time")
+            return
+        if now < control.next_renewal:
+            return
+        interval = renewal_interval(lease)
+        try:
+            # Never wait on the lock past the moment the job must be given up.
+            timeout = max(control.lease_ends - now - CONTROL_TICK_S, 0.05)
+            self.control_queue.renew_lease(job.id, job.fence, lease_s=lease, timeout_s=timeout)
+        except StaleFence:
+            self._give_up(job, "another worker holds the job now")
+            return
+        except Exception as exc:
+            left = round(control.lease_ends - now, 2)
+            log.warning("lease_renewal_failed", job_id=job.id, error=str(exc), lease_left_s=left)
+            renewed, next_try = control.lease_ends - lease, now + min(interval, 1.0)
+        else:
+            renewed, next_try = now, now + interval
+        with control.lock:
+            if control.job is job:
+                control.lease_ends = renewed + lease
+                control.next_renewal = next_try
+
+    def _give_up(self, job: ClaimedJob, reason: str) -> None:
+        with self.control.lock:
+            if self.control.job is not job or self.control.lost:
+                return
+            self.control.lost = True
+        log.warning("job_given_up", job_id=job.id, reason=reason)
+        self.interrupt_agent(JobLost(reason), job)
 
     def _watch_job(self, job: ClaimedJob, now: float, grace: float) -> None:
         state = self.control_queue.job_control(job.id)
@@ -383,7 +483,7 @@ class Worker:
                 if not control.lost:
                     control.lost = True
                     log.warning("job_taken_over", job_id=job.id)
-                    self.interrupt_agent(Cancelled(), job)
+                    self.interrupt_agent(JobLost("another worker holds the job now"), job)
                 return
             if state[2] and not control.cancel_requested:
                 control.cancel_requested = True

@@ -69,7 +69,7 @@ def test_control_thread_never_acts_on_the_next_job(tmp_path):
     sent = []
     worker.interrupt_agent = lambda interrupt, target=None: sent.append((interrupt, target))
     finished, current = job("a" * 15), job("b" * 15)
-    worker.control.begin(current)  # the main thread moved on before the read returned
+    worker.control.begin(current, 60.0)  # the main thread moved on before the read returned
     worker._watch_job(finished, now=100.0, grace=1.0)
     assert sent == []
     assert worker.control.cancel_requested is False and worker.control.lost is False
@@ -78,8 +78,8 @@ def test_control_thread_never_acts_on_the_next_job(tmp_path):
 def test_interrupt_for_a_finished_job_is_dropped(tmp_path):
     worker = Worker(Home.resolve(tmp_path).ensure(), Config())
     finished, current = job("a" * 15), job("b" * 15)
-    worker.control.begin(current)
-    worker.in_agent = True
+    worker.control.begin(current, 60.0)
+    worker.running = current
     worker.pending_interrupt = (finished, Cancelled())
     worker._on_interrupt(0, None)  # must not raise into the current job
     worker.pending_interrupt = (current, Cancelled())

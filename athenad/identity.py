@@ -1,0 +1,27 @@
+"""Who holds a job: worker ids name the host, so a daemon knows which pids it may check.
+
+A worker id is ``host:pid:index``. A pid means something only on its own host; on
+any other host the lease is the only sign of life.
+"""
+
+from __future__ import annotations
+
+import socket
+
+HOSTNAME = socket.gethostname()
+
+
+def make_worker_id(pid: int, index: int, host: str = HOSTNAME) -> str:
+    return f"{host}:{pid}:{index}"
+
+
+def worker_host(worker_id: str | None) -> str | None:
+    """The host part of a worker id (None when the id is missing or malformed)."""
+    if not worker_id or worker_id.count(":") < 2:
+        return None
+    return worker_id.rsplit(":", 2)[0]
+
+
+def is_local(worker_id: str | None) -> bool:
+    """Whether the worker ran on this host, so its pid can be looked at here."""
+    return worker_host(worker_id) == HOSTNAME
