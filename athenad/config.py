@@ -1,4 +1,7 @@
-"""The optional ``athena.toml`` of a home.
+"""Settings: the command-line flag, then the environment, then ``athena.toml``, then
+the default. Each ``[daemon]`` key also comes from ``ATHENA_<KEY>`` (``ATHENA_LEASE=30``).
+
+The optional ``athena.toml`` of a home:
 
 [daemon]
 workers = 4                   # default: the CPU count
@@ -18,6 +21,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 import msgspec
@@ -70,8 +74,32 @@ class Config(msgspec.Struct, kw_only=True):
     agents: dict[str, str] = msgspec.field(default_factory=dict)
 
 
-def load_config(home: Home) -> Config:
-    """Read ``athena.toml`` (missing = defaults); a bad file is a ConfigError."""
+ENV_PREFIX = "ATHENA_"
+
+
+def env_name(key: str) -> str:
+    """The environment variable of a ``[daemon]`` key: lease -> ATHENA_LEASE."""
+    return ENV_PREFIX + key.upper()
+
+
+def load_config(home: Home, environ: Mapping[str, str] | None = None) -> Config:
+    """``athena.toml`` (missing = defaults) with ``ATHENA_*`` variables laid over it.
+
+    A bad file or variable is a ConfigError naming it.
+    """
+    config = _read_file(home)
+    overrides = env_overrides(os.environ if environ is None else environ)
+    if overrides:
+        config = msgspec.structs.replace(
+            config, daemon=msgspec.structs.replace(config.daemon, **overrides)
+        )
+    config.daemon.memory_limit()
+    if config.daemon.synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+        raise ConfigError("synchronous must be NORMAL or FULL.")
+    return config
+
+
+def _read_file(home: Home) -> Config:
     try:
         raw: dict[str, Any] = tomllib.loads(home.config_path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -87,10 +115,26 @@ def load_config(home: Home) -> Config:
             raise ConfigError(
                 f'{home.config_path}: agent {name!r} must be "module:object", not {target!r}.'
             )
-    config.daemon.memory_limit()
     if config.daemon.synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
         raise ConfigError(f"{home.config_path}: synchronous must be NORMAL or FULL.")
     return config
+
+
+def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The ``[daemon]`` settings set in the environment, checked and typed."""
+    found: dict[str, Any] = {}
+    for key in DaemonConfig.__struct_fields__:
+        name = env_name(key)
+        text = environ.get(name, "").strip()
+        if not text:
+            continue
+        try:
+            typed = msgspec.convert({key: text}, DaemonConfig, strict=False)
+            typed.memory_limit()
+        except (msgspec.ValidationError, ConfigError) as exc:
+            raise ConfigError(f"{name}={text!r} is not valid: {str(exc).rstrip('.')}.") from None
+        found[key] = getattr(typed, key)
+    return found
 
 
 def apply_overrides(config: Config, overrides: dict[str, object]) -> Config:

@@ -18,17 +18,26 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import msgspec
 import psutil
 import structlog
 
-from athenad.config import Config, apply_overrides, load_config
+from athenad.config import (
+    Config,
+    DaemonConfig,
+    apply_overrides,
+    env_name,
+    env_overrides,
+    load_config,
+)
 from athenad.errors import AthenaError, DaemonError, DatabaseBusy
 from athenad.fsutil import atomic_write
+from athenad.identity import is_local
 from athenad.jobs import JobQueue
 from athenad.notify import SystemdNotifier
-from athenad.paths import Home
+from athenad.paths import Home, read_pid
 from athenad.status import heartbeat_path, kill_child_groups
 from athenad.timefmt import format_epoch, parse_ts
 
@@ -42,6 +51,7 @@ EXIT_BOOT_ERROR = 3
 EXIT_RECYCLE = 4  # a worker's own choice after --max-jobs/--max-memory: replace it
 STOP_TIMEOUT_FILE = "stop-timeout"
 RELOAD_STATE_FILE = "reload.json"
+SETTINGS_FILE = "daemon.json"  # the flags and environment the running daemon started with
 
 log = structlog.get_logger()
 
@@ -60,6 +70,39 @@ class WorkerProcess:
         return self.proc.pid
 
 
+class StartSettings(msgspec.Struct):
+    """What a running daemon was started with, for commands that act on it (stop)."""
+
+    pid: int
+    flags: dict[str, Any] = {}
+    env: dict[str, Any] = {}
+
+
+def write_start_settings(home: Home, flags: dict[str, Any]) -> None:
+    settings = StartSettings(os.getpid(), flags, env_overrides(os.environ))
+    atomic_write(home.run_dir / SETTINGS_FILE, msgspec.json.encode(settings), durable=False)
+
+
+def daemon_settings(home: Home) -> DaemonConfig:
+    """The running daemon's settings, as a command talking to it should use them.
+
+    Precedence as everywhere: a flag the daemon was started with, then the environment
+    (this process's, then the daemon's), then ``athena.toml`` as it is now, then the
+    default.
+    """
+    try:
+        started = msgspec.json.decode(
+            (home.run_dir / SETTINGS_FILE).read_bytes(), type=StartSettings
+        )
+    except (FileNotFoundError, msgspec.DecodeError, msgspec.ValidationError):
+        started = StartSettings(0)
+    if started.pid != read_pid(home):
+        started = StartSettings(0)  # left by a daemon that is gone
+    environ = {env_name(key): str(value) for key, value in started.env.items()}
+    environ.update(os.environ)
+    return apply_overrides(load_config(home, environ), started.flags).daemon
+
+
 def boot_error_path(home: Home, pid: int):
     return home.run_dir / f"worker-{pid}.boot-error"
 
@@ -71,32 +114,85 @@ def last_sign_of_life(job: dict, lease_s: float) -> str | None:
     return format_epoch(parse_ts(job["lease_expires_at"]).timestamp() - lease_s)
 
 
-def rescue_if_orphaned(
+def lease_grace(lease_s: float) -> float:
+    """How long past a lease's end a job is left alone: its holder gives the job up
+    at the end of its lease, and renews three times per lease before that."""
+    return min(TIMEOUT_GRACE_S, lease_s / 4)
+
+
+def lease_lapsed(job: dict, lease_s: float, now: float) -> bool:
+    """Whether the job's lease ended (plus the grace) by ``now``, whoever holds it."""
+    if not job.get("lease_expires_at"):
+        return True
+    return now > parse_ts(job["lease_expires_at"]).timestamp() + lease_grace(lease_s)
+
+
+def is_worker_alive(pid: int | None) -> bool:
+    """Whether pid is a live worker process here (not a reused pid of something else)."""
+    if pid is None:
+        return False
+    try:
+        process = psutil.Process(pid)
+        return process.status() != psutil.STATUS_ZOMBIE and "workers" in process.cmdline()
+    except psutil.Error:
+        return False
+
+
+def is_worker_of(home: Home, pid: int) -> bool:
+    """Whether pid is a live worker process of this home (started with its --home)."""
+    try:
+        command = psutil.Process(pid).cmdline()
+    except psutil.Error:
+        return False
+    if "workers" not in command or "--home" not in command:
+        return False
+    at = command.index("--home") + 1
+    return at < len(command) and command[at] == str(home.root)
+
+
+def rescue_if_abandoned(
     queue: JobQueue,
     home: Home,
     job: dict,
     lease_s: float,
     *,
+    now: float | None = None,
     reason: str | None = None,
     count_interruption: bool = True,
 ) -> str:
-    """Requeue a running job whose worker process is gone, and kill what it left behind.
+    """Take back a running job that no live worker holds any more, whoever started it.
 
-    Returns the job's new status, or '' when its worker still lives (or the fence moved).
+    The rule is the lease: once it lapsed, any daemon on this database requeues the job
+    (the fence refuses whatever its old worker still writes). A worker on this host
+    whose process is gone is not waited for; one of this home that is still there but
+    stopped renewing (stopped, hung) is killed first, so the job never runs twice at
+    once. Returns the job's new status, or '' when the job was left alone.
     """
+    now = time.time() if now is None else now
     pid = job["worker_pid"]
-    if Supervisor.is_worker_alive(pid):
+    local = is_local(job["worker_id"])
+    if local and not is_worker_alive(pid):
+        why = reason or f"worker {pid} is gone"
+    elif lease_lapsed(job, lease_s, now):
+        why = reason or f"lease expired: worker {job['worker_id']} stopped renewing it"
+        if local and pid is not None and is_worker_of(home, pid):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+            log.warning("stale_worker_killed", pid=pid, job_id=job["id"])
+    else:
         return ""
-    if pid is not None:
+    if local and pid is not None:
         kill_child_groups(home, pid)
     status = queue.rescue(
         job["id"],
         job["fence"],
-        reason=reason or f"worker {pid} is gone",
+        reason=why,
         count_interruption=count_interruption,
         ran_until=last_sign_of_life(job, lease_s),
     )
-    log.info("job_rescued", job_id=job["id"], worker_pid=pid, new_status=status)
+    log.info(
+        "job_rescued", job_id=job["id"], worker_id=job["worker_id"], new_status=status, reason=why
+    )
     return status
 
 
@@ -132,7 +228,6 @@ class Supervisor:
         self.crashes: list[float] = []
         self.to_replace: list[int] = []
         self.reloading = False
-        self.workers_flag = workers
         self.replacement: int | None = None
         self.last_watchdog = 0.0
         self.pid_fd: int | None = None
@@ -143,6 +238,7 @@ class Supervisor:
         self.acquire_pid_file()
         try:
             self.queue = JobQueue(self.home.db_path, run_dir=self.home.run_dir)
+            write_start_settings(self.home, self.overrides)
             self.install_signal_handlers()
             if self.watch:
                 self.start_source_watcher()
@@ -397,7 +493,7 @@ class Supervisor:
 
     def rescue_jobs_of(self, pid: int, reason: str, *, count: bool) -> None:
         for job in self.queue.running_jobs():
-            if job["worker_pid"] == pid:
+            if job["worker_pid"] == pid and is_local(job["worker_id"]):
                 status = self.queue.rescue(
                     job["id"], job["fence"], reason=reason, count_interruption=count
                 )
@@ -412,16 +508,17 @@ class Supervisor:
     def sweep_jobs(self) -> None:
         """Timeouts, ignored cancellations, and jobs held by processes that are gone."""
         now = time.time()
+        lease = self.config.daemon.lease
         for job in self.queue.running_jobs():
             pid = job["worker_pid"]
-            ours = self.workers.get(pid)
+            ours = self.workers.get(pid) if is_local(job["worker_id"]) else None
             if ours is None:
-                rescue_if_orphaned(self.queue, self.home, job, self.config.daemon.lease)
+                # Another daemon's (a dead one's, another host's): the lease decides.
+                rescue_if_abandoned(self.queue, self.home, job, lease, now=now)
                 continue
             # Each case first changes the job under its fence, and kills the worker only
             # if that worked: the worker may have moved on to another job meanwhile.
             started = parse_ts(job["run_started_at"]).timestamp()
-            lease_end = job["lease_expires_at"] and parse_ts(job["lease_expires_at"]).timestamp()
             if job["timeout_s"] and now > started + job["timeout_s"] + TIMEOUT_GRACE_S:
                 status = self.queue.expire_timed_out(job["id"], job["fence"], job["timeout_s"])
                 if status:
@@ -437,23 +534,12 @@ class Supervisor:
                 ):
                     log.warning("job_cancel_enforced", job_id=job["id"], worker_pid=pid)
                     self.kill_worker(ours)
-            elif lease_end and now > lease_end + TIMEOUT_GRACE_S:
+            elif lease_lapsed(job, lease, now):
                 # The worker stopped renewing its claim (stopped, or stuck holding the GIL).
                 status = self.queue.rescue(job["id"], job["fence"], reason="lease expired")
                 if status:
                     log.warning("job_lease_expired", job_id=job["id"], worker_pid=pid)
                     self.kill_worker(ours)
-
-    @staticmethod
-    def is_worker_alive(pid: int | None) -> bool:
-        """Whether pid is a live worker process (not a reused pid of something else)."""
-        if pid is None:
-            return False
-        try:
-            process = psutil.Process(pid)
-            return process.status() != psutil.STATUS_ZOMBIE and "workers" in process.cmdline()
-        except psutil.Error:
-            return False
 
     def kill_worker(self, worker: WorkerProcess) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -468,8 +554,8 @@ class Supervisor:
             self.end_reload(error=exc.message)
             return
         self.config = config
-        if self.workers_flag is None:
-            self.workers_wanted = config.daemon.worker_count()
+        # A --workers flag is among the overrides, so it still holds after a reload.
+        self.workers_wanted = config.daemon.worker_count()
         self.to_replace = [pid for pid, w in self.workers.items() if not w.retiring]
         self.reloading = True
         self.write_reload_state("running")

@@ -40,8 +40,16 @@ def main() -> None:
     """Athena's daemon: a supervisor running worker processes that execute agent jobs."""
 
 
-def _overrides(max_jobs: int | None, max_memory: str | None, drain_timeout: float | None) -> dict:
+def flag_settings(
+    workers: int | None,
+    max_jobs: int | None,
+    max_memory: str | None,
+    drain_timeout: float | None,
+) -> dict[str, object]:
+    """The ``[daemon]`` settings given as flags; they win over the environment and file."""
     overrides: dict[str, object] = {}
+    if workers is not None:
+        overrides["workers"] = workers
     if max_jobs is not None:
         overrides["max_jobs_per_worker"] = max_jobs
     if max_memory is not None:
@@ -96,7 +104,7 @@ def start(
     resolved = resolve_home(home).ensure()
     load_config(resolved)  # a bad athena.toml is reported here, before detaching
     JobQueue(resolved.db_path).close()  # and an unusable athena.db (migrated here, once)
-    overrides = _overrides(max_jobs_per_worker, max_memory_per_worker, drain_timeout)
+    overrides = flag_settings(workers, max_jobs_per_worker, max_memory_per_worker, drain_timeout)
     running = read_pid(resolved)
     if running is not None and running != os.getpid():
         fail(f"athenad is already running in {resolved.root} (pid {running}); stop it first.")
@@ -192,20 +200,24 @@ def _read_line(fd: int, timeout: float) -> str:
 @click.option(
     "--timeout",
     type=FiniteFloat(min=0, max=MAX_SECONDS),
-    default=30.0,
-    show_default=True,
-    help="Seconds running jobs may take to finish; then they are requeued.",
+    default=None,
+    help="Seconds running jobs may take to finish; then they are requeued "
+    "(default: the daemon's drain_timeout, 30 s unless set).",
 )
 @handle_errors
-def stop(home: str | None, timeout: float) -> None:
+def stop(home: str | None, timeout: float | None) -> None:
     """Stop claiming, let running jobs finish within the timeout, and exit."""
+    from athenad.supervisor import STOP_TIMEOUT_FILE, daemon_settings
+
     resolved = resolve_home(home)
     pid = read_pid(resolved)
     if pid is None:
         click.echo(f"athenad is not running in {resolved.root}.", err=True)
         return
+    if timeout is None:
+        timeout = daemon_settings(resolved).drain_timeout
     resolved.run_dir.mkdir(parents=True, exist_ok=True)
-    (resolved.run_dir / "stop-timeout").write_text(str(timeout))
+    (resolved.run_dir / STOP_TIMEOUT_FILE).write_text(str(timeout))
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
     if not _wait_gone(pid, timeout + 15.0):
@@ -238,12 +250,12 @@ def _kill_daemon(pid: int) -> None:
 
 
 def _requeue_orphans(home: Home) -> None:
-    from athenad.supervisor import rescue_if_orphaned
+    from athenad.supervisor import rescue_if_abandoned
 
     lease = load_config(home).daemon.lease
     with JobQueue(home.db_path) as queue:
         for job in queue.running_jobs():
-            rescue_if_orphaned(
+            rescue_if_abandoned(
                 queue, home, job, lease, reason="daemon stopped", count_interruption=False
             )
 

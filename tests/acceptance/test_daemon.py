@@ -230,6 +230,31 @@ def test_stop_timeout_requeues_instead_of_failing(agents_home, daemon_factory):
     )
 
 
+@pytest.mark.parametrize(
+    ("where", "extra", "env"),
+    [
+        ("athena.toml", (), {}),
+        ("the environment", (), {"ATHENA_DRAIN_TIMEOUT": "0.5"}),
+        ("start's flag", ("--drain-timeout", "0.5"), {}),
+    ],
+)
+def test_stop_without_a_timeout_uses_the_drain_timeout_setting(
+    agents_home, daemon_factory, where, extra, env
+):
+    home = agents_home
+    if where == "athena.toml":
+        text = home.config_path.read_text()
+        home.config_path.write_text(text.replace("[daemon]\n", "[daemon]\ndrain_timeout = 0.5\n"))
+    daemon = daemon_factory(workers=1, extra=extra, env=env)
+    job = submit(home, "stubborn", "--payload", '{"seconds": 60}')
+    wait_status(home, job, {"running"})
+    began = time.monotonic()
+    assert cli("athenad", "stop", home=home, env=env).returncode == 0
+    assert daemon.proc.wait(timeout=5) == 0
+    assert time.monotonic() - began < 10, f"stop did not honour drain_timeout from {where}"
+    assert show(home, job)["status"] == "pending"
+
+
 def test_systemd_notify_ready_and_watchdog(home, daemon_factory, tmp_path):
     address = str(tmp_path / "notify.sock")
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
