@@ -3,6 +3,10 @@
 orchestrator = TaskOrchestrator(db_path="athena.db", session_dir=".athena")
 job_ids = await orchestrator.run_parallel_tasks(tasks, then={...})
 results = await orchestrator.wait_for_jobs(job_ids)
+
+The async calls run their SQLite work on the orchestrator's own background thread
+(with its own connection), so the event loop keeps running; the plain calls run on
+the caller's thread.
 """
 
 from __future__ import annotations
@@ -15,8 +19,10 @@ from athenad.checkpoints import CheckpointStore
 from athenad.jobs import JobQueue
 from athenad.orchestrator_checkpoints import CheckpointsMixin
 from athenad.orchestrator_sessions import SessionsMixin
+from athenad.queue_thread import QueueThread
 from athenad.sessions import SessionManager
 from athenad.timefmt import parse_since
+from athenad.waiting import run_parallel_tasks, wait_for_jobs
 
 
 class TaskOrchestrator(SessionsMixin, CheckpointsMixin):
@@ -33,11 +39,17 @@ class TaskOrchestrator(SessionsMixin, CheckpointsMixin):
         if state_dir.name == "sessions":
             state_dir = state_dir.parent
         self.state_dir = state_dir
-        self.queue = JobQueue(db_path, synchronous=synchronous, run_dir=state_dir / "run")
+        run_dir = state_dir / "run"
+        self.queue = JobQueue(db_path, synchronous=synchronous, run_dir=run_dir)
+        self.queue_thread = QueueThread(
+            lambda: JobQueue(db_path, synchronous=synchronous, run_dir=run_dir)
+        )
         self.sessions = SessionManager(state_dir / "sessions")
         self.checkpoints = CheckpointStore(state_dir / "checkpoints")
 
     def close(self) -> None:
+        """Close both connections (after async work already asked for has finished)."""
+        self.queue_thread.close()
         self.queue.close()
 
     def __enter__(self) -> TaskOrchestrator:
@@ -56,15 +68,16 @@ class TaskOrchestrator(SessionsMixin, CheckpointsMixin):
         self, tasks: Sequence[Mapping[str, Any]], then: Mapping[str, Any] | None = None
     ) -> list[str]:
         """Submit tasks to run in parallel; ``then`` runs after all of them (its id last)."""
-        return await self.queue.run_parallel_tasks(tasks, then)
+        return await run_parallel_tasks(self.queue_thread, tasks, then)
 
     async def wait_for_jobs(
         self, job_ids: Sequence[str], timeout: float | None = None
     ) -> list[Any]:
         """Wait for every job; their results in order, or JobFailed naming the failures."""
-        return await self.queue.wait_for_jobs(job_ids, timeout)
+        return await wait_for_jobs(self.queue_thread, job_ids, timeout)
 
     def get_job(self, job_id: str) -> dict[str, Any]:
+        """Every column of one job as a dict (payload and result decoded, parents listed)."""
         return self.queue.get(job_id)
 
     def cancel_job(self, job_id: str) -> str:

@@ -1,8 +1,9 @@
 """The orchestrator's checkpoint calls (the seed's Example 2).
 
 ``TaskOrchestrator`` inherits :class:`CheckpointsMixin` and sets ``self.queue`` (a
-:class:`~athenad.jobs.JobQueue`) and ``self.checkpoints`` (a
-:class:`~athenad.checkpoints.CheckpointStore`)::
+:class:`~athenad.jobs.JobQueue`), ``self.queue_thread`` (a
+:class:`~athenad.queue_thread.QueueThread`, where the async calls do their SQLite
+work) and ``self.checkpoints`` (a :class:`~athenad.checkpoints.CheckpointStore`)::
 
     job_id = await orchestrator.create_task_with_checkpoints(
         task_type="plan", payload={"prompt": "..."}, checkpoint_interval=5
@@ -22,6 +23,7 @@ from athenad.errors import InvalidInput, InvalidTransition, JobNotFound, StaleFe
 if TYPE_CHECKING:
     from athenad.checkpoints import CheckpointStore
     from athenad.jobs import JobQueue
+    from athenad.queue_thread import QueueThread
 
 INTERVAL_KEY = "checkpoint_interval"
 
@@ -30,6 +32,7 @@ class CheckpointsMixin:
     """Create checkpointed tasks, save their checkpoints, and resume them."""
 
     queue: JobQueue
+    queue_thread: QueueThread
     checkpoints: CheckpointStore
 
     async def create_task_with_checkpoints(
@@ -58,7 +61,9 @@ class CheckpointsMixin:
             payload = {}
         if isinstance(payload, dict):
             payload = {**payload, INTERVAL_KEY: checkpoint_interval}
-        return self.queue.submit(task_type, payload, **options)
+        return await self.queue_thread.run(
+            lambda queue: queue.submit(task_type, payload, **options)
+        )
 
     def save_task_checkpoint(
         self, job_id: str, iteration: int, messages: Any, state: Any = None
@@ -97,7 +102,10 @@ class CheckpointsMixin:
         the row records a checkpoint iteration, newer files are strays and ignored;
         a job that never ran in a worker records none, and its newest file counts.
         """
-        job = self.queue.get(job_id)
+        return await self.queue_thread.run(lambda queue: self._latest_checkpoint(queue, job_id))
+
+    def _latest_checkpoint(self, queue: JobQueue, job_id: str) -> dict[str, Any]:
+        job = queue.get(job_id)
         recorded = job.get("checkpoint_iteration")
         checkpoint = self.checkpoints.load_latest(
             job_id, at_most=ANY_ITERATION if recorded is None else recorded

@@ -1,108 +1,193 @@
-"""Waiting for jobs, and the seed's parallel fan-out / fan-in call, on top of the queue."""
+"""Waiting for jobs, and the seed's parallel fan-out / fan-in call, on top of the queue.
+
+The async calls do their SQLite work on a :class:`~athenad.queue_thread.QueueThread`,
+never on the event loop: a submit of many jobs, or a poll held up by a busy disk,
+leaves the caller's other tasks running.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Generator, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
+from athenad.db import SYNCHRONOUS_MODES
 from athenad.errors import InvalidInput, JobFailed, JobNotFound, WaitTimeout
 from athenad.jobspec import spec_from
+from athenad.queue_thread import QueueThread
+
+if TYPE_CHECKING:
+    from athenad.jobs import JobQueue
 
 FINISHED = frozenset({"completed", "failed", "cancelled"})
 
+# (status, result, error, cancelled_by) of each job, by id.
+States = dict[str, tuple[str, Any, str | None, str | None]]
+# Yields (seconds to sleep, states so far); returns the final states.
+WaitSteps = Generator[tuple[float, States], None, States]
+
+
+def parallel_batch(
+    tasks: Sequence[Mapping[str, Any]], then: Mapping[str, Any] | None = None
+) -> list[Any]:
+    """The tasks as one batch for ``submit_many``; ``then`` last, after all of them."""
+    if isinstance(tasks, str | Mapping) or not isinstance(tasks, Iterable):
+        raise InvalidInput(f"tasks must be a list of task dicts, not {tasks!r}.")
+    batch: list[Any] = list(tasks)
+    if then is not None:
+        spec_from(then)
+        final = dict(then)
+        final["after"] = [*final.get("after", ()), *range(len(batch))]
+        batch.append(final)
+    return batch
+
+
+async def run_parallel_tasks(
+    thread: QueueThread,
+    tasks: Sequence[Mapping[str, Any]],
+    then: Mapping[str, Any] | None = None,
+) -> list[str]:
+    """Submit tasks to run in parallel; ``then`` runs after all of them (its id is last)."""
+    return await thread.run(lambda queue: queue.submit_many(parallel_batch(tasks, then)))
+
+
+async def wait_for_jobs(
+    thread: QueueThread, job_ids: Sequence[str], timeout: float | None = None
+) -> list[Any]:
+    """Wait until every job finished; return their results in order.
+
+    Raises :class:`JobFailed` naming each job that failed or was cancelled, and
+    :class:`WaitTimeout` after ``timeout`` seconds.
+    """
+    steps: WaitSteps | None = None
+
+    def poll(queue: JobQueue) -> tuple[float | None, States]:
+        nonlocal steps
+        if steps is None:
+            steps = queue.wait_steps(job_ids, timeout)
+        try:
+            return next(steps)
+        except StopIteration as finished:  # it cannot cross into an asyncio future
+            return None, cast(States, finished.value)
+
+    while True:
+        delay, states = await thread.run(poll)
+        if delay is None:
+            return results(job_ids, states)
+        await asyncio.sleep(delay)
+
+
+def wait(queue: JobQueue, job_ids: Sequence[str], timeout: float | None = None) -> list[Any]:
+    """The blocking twin of :func:`wait_for_jobs`, on the caller's thread."""
+    steps = wait_steps(queue, job_ids, timeout)
+    try:
+        while True:
+            delay, _states = next(steps)
+            time.sleep(delay)
+    except StopIteration as finished:
+        return results(job_ids, finished.value)
+
+
+def wait_steps(queue: JobQueue, job_ids: Sequence[str], timeout: float | None = None) -> WaitSteps:
+    """Poll until every job finished, for sync and async waiters alike.
+
+    Yields ``(seconds to sleep, states so far)``; returns the final states. Polls
+    start at 5 ms and back off to 200 ms, so a long wait costs next to nothing.
+    Raises :class:`WaitTimeout` after ``timeout`` seconds.
+    """
+    if isinstance(job_ids, str) or not isinstance(job_ids, Sequence):
+        raise InvalidInput(f"job ids must be a list of ids, not {job_ids!r}.")
+    if timeout is not None and (isinstance(timeout, bool) or not timeout >= 0):
+        raise InvalidInput(f"timeout {timeout!r} must be a non-negative number of seconds.")
+    deadline = None if timeout is None else time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        done, states = poll_finished(queue, job_ids)
+        if done:
+            return states
+        if deadline is not None and time.monotonic() >= deadline:
+            raise _timeout_error(job_ids, states, timeout)
+        yield delay, states
+        delay = min(delay * 1.5, 0.2)
+
+
+def poll_finished(queue: JobQueue, job_ids: Sequence[str]) -> tuple[bool, States]:
+    """(all finished?, states); unknown ids raise JobNotFound."""
+    states = queue.states(job_ids)
+    missing = [job_id for job_id in job_ids if job_id not in states]
+    if missing:
+        raise JobNotFound(f"job {missing[0]!r} does not exist.")
+    return all(state[0] in FINISHED for state in states.values()), states
+
+
+def results(job_ids: Sequence[str], states: States) -> list[Any]:
+    """The results in order, or JobFailed naming every job that did not complete."""
+    bad = [job_id for job_id in job_ids if states[job_id][0] != "completed"]
+    if bad:
+        details = "; ".join(
+            f"job {job_id} {states[job_id][0]}: {states[job_id][2] or 'no error recorded'}"
+            for job_id in bad
+        )
+        raise JobFailed(f"{len(bad)} of {len(job_ids)} jobs did not complete: {details}", bad)
+    return [states[job_id][1] for job_id in job_ids]
+
+
+def _timeout_error(job_ids: Sequence[str], states: States, timeout: float | None) -> WaitTimeout:
+    waiting = [job_id for job_id in job_ids if states[job_id][0] not in FINISHED]
+    return WaitTimeout(
+        f"{len(waiting)} of {len(job_ids)} jobs still unfinished after {timeout:g} s "
+        f"(first: {waiting[0]}, {states[waiting[0]][0]})."
+    )
+
 
 class WaitingMixin:
-    """``run_parallel_tasks``, ``wait_for_jobs`` and their blocking twins (on JobQueue)."""
+    """JobQueue's waiting calls; the functions above do the work (JobQueue alone mixes it in).
+
+    Its async calls run on a thread opened for the call, with a connection of its own
+    to the same database.
+    """
 
     async def run_parallel_tasks(
         self, tasks: Sequence[Mapping[str, Any]], then: Mapping[str, Any] | None = None
     ) -> list[str]:
         """Submit tasks to run in parallel; ``then`` runs after all of them (its id is last)."""
-        if isinstance(tasks, str | Mapping) or not isinstance(tasks, Iterable):
-            raise InvalidInput(f"tasks must be a list of task dicts, not {tasks!r}.")
-        batch: list[Any] = list(tasks)
-        if then is not None:
-            spec_from(then)
-            final = dict(then)
-            final["after"] = [*final.get("after", ()), *range(len(batch))]
-            batch.append(final)
-        return self.submit_many(batch)
+        thread = self._thread_for_one_call()
+        try:
+            return await run_parallel_tasks(thread, tasks, then)
+        finally:
+            thread.close(wait=False)
 
     async def wait_for_jobs(
         self, job_ids: Sequence[str], timeout: float | None = None
     ) -> list[Any]:
-        """Wait until every job finished; return their results in order.
-
-        Raises :class:`JobFailed` naming each job that failed or was cancelled, and
-        :class:`WaitTimeout` after ``timeout`` seconds.
-        """
-        steps = self.wait_steps(job_ids, timeout)
+        """Wait until every job finished; their results in order (see :func:`wait_for_jobs`)."""
+        thread = self._thread_for_one_call()
         try:
-            while True:
-                delay, _states = next(steps)
-                await asyncio.sleep(delay)
-        except StopIteration as finished:
-            return self._results(job_ids, finished.value)
+            return await wait_for_jobs(thread, job_ids, timeout)
+        finally:
+            thread.close(wait=False)
 
     def wait(self, job_ids: Sequence[str], timeout: float | None = None) -> list[Any]:
         """The blocking twin of :meth:`wait_for_jobs`."""
-        steps = self.wait_steps(job_ids, timeout)
-        try:
-            while True:
-                delay, _states = next(steps)
-                time.sleep(delay)
-        except StopIteration as finished:
-            return self._results(job_ids, finished.value)
+        return wait(self._queue, job_ids, timeout)
 
-    def wait_steps(self, job_ids: Sequence[str], timeout: float | None = None):
-        """Poll until every job finished, for sync and async waiters alike.
+    def wait_steps(self, job_ids: Sequence[str], timeout: float | None = None) -> WaitSteps:
+        """See :func:`wait_steps`."""
+        return wait_steps(self._queue, job_ids, timeout)
 
-        Yields ``(seconds to sleep, states so far)``; returns the final states. Polls
-        start at 5 ms and back off to 200 ms, so a long wait costs next to nothing.
-        Raises :class:`WaitTimeout` after ``timeout`` seconds.
-        """
-        if isinstance(job_ids, str) or not isinstance(job_ids, Sequence):
-            raise InvalidInput(f"job ids must be a list of ids, not {job_ids!r}.")
-        if timeout is not None and (isinstance(timeout, bool) or not timeout >= 0):
-            raise InvalidInput(f"timeout {timeout!r} must be a non-negative number of seconds.")
-        deadline = None if timeout is None else time.monotonic() + timeout
-        delay = 0.005
-        while True:
-            done, states = self.poll_finished(job_ids)
-            if done:
-                return states
-            if deadline is not None and time.monotonic() >= deadline:
-                raise self._timeout_error(job_ids, states, timeout)
-            yield delay, states
-            delay = min(delay * 1.5, 0.2)
-
-    def poll_finished(self, job_ids: Sequence[str]) -> tuple[bool, dict[str, tuple]]:
+    def poll_finished(self, job_ids: Sequence[str]) -> tuple[bool, States]:
         """(all finished?, states); unknown ids raise JobNotFound."""
-        states = self.states(job_ids)
-        missing = [job_id for job_id in job_ids if job_id not in states]
-        if missing:
-            raise JobNotFound(f"job {missing[0]!r} does not exist.")
-        return all(state[0] in FINISHED for state in states.values()), states
+        return poll_finished(self._queue, job_ids)
 
-    @staticmethod
-    def _results(job_ids: Sequence[str], states: dict[str, tuple]) -> list[Any]:
-        bad = [job_id for job_id in job_ids if states[job_id][0] != "completed"]
-        if bad:
-            details = "; ".join(
-                f"job {job_id} {states[job_id][0]}: {states[job_id][2] or 'no error recorded'}"
-                for job_id in bad
-            )
-            raise JobFailed(f"{len(bad)} of {len(job_ids)} jobs did not complete: {details}", bad)
-        return [states[job_id][1] for job_id in job_ids]
+    @property
+    def _queue(self) -> JobQueue:
+        return cast("JobQueue", self)
 
-    @staticmethod
-    def _timeout_error(
-        job_ids: Sequence[str], states: dict[str, tuple], timeout: float | None
-    ) -> WaitTimeout:
-        waiting = [job_id for job_id in job_ids if states[job_id][0] not in FINISHED]
-        return WaitTimeout(
-            f"{len(waiting)} of {len(job_ids)} jobs still unfinished after {timeout:g} s "
-            f"(first: {waiting[0]}, {states[waiting[0]][0]})."
+    def _thread_for_one_call(self) -> QueueThread:
+        queue = self._queue
+        # The same durability as this queue's own connection (PRAGMA synchronous: 0..3).
+        synchronous = SYNCHRONOUS_MODES[queue.conn.pragma("synchronous")]
+        return QueueThread(
+            lambda: type(queue)(queue.db_path, synchronous=synchronous, run_dir=queue.run_dir)
         )

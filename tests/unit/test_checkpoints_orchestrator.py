@@ -13,6 +13,7 @@ from athenad.errors import InvalidInput, JobNotFound, StaleFence
 from athenad.jobs import JobQueue
 from athenad.orchestrator_checkpoints import CheckpointsMixin
 from athenad.paths import Home
+from athenad.queue_thread import QueueThread
 
 MESSAGES = [{"role": "user", "content": "Design microservices architecture"}]
 
@@ -20,6 +21,7 @@ MESSAGES = [{"role": "user", "content": "Design microservices architecture"}]
 class Orchestrator(CheckpointsMixin):
     def __init__(self, home: Home) -> None:
         self.queue = JobQueue(home.db_path)
+        self.queue_thread = QueueThread(lambda: JobQueue(home.db_path))
         self.checkpoints = CheckpointStore(home.checkpoints_dir)
 
 
@@ -28,6 +30,7 @@ def orch(tmp_path):
     home = Home(tmp_path).ensure()
     orchestrator = Orchestrator(home)
     yield orchestrator
+    orchestrator.queue_thread.close()
     orchestrator.queue.close()
 
 
