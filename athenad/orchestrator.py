@@ -17,6 +17,7 @@ from typing import Any
 
 from athenad.checkpoints import CheckpointStore
 from athenad.jobs import JobQueue
+from athenad.model import Job
 from athenad.orchestrator_checkpoints import CheckpointsMixin
 from athenad.orchestrator_sessions import SessionsMixin
 from athenad.queue_thread import QueueThread
@@ -79,6 +80,10 @@ class TaskOrchestrator(SessionsMixin, CheckpointsMixin):
     def get_job(self, job_id: str) -> dict[str, Any]:
         """Every column of one job as a dict (payload and result decoded, parents listed)."""
         return self.queue.get(job_id)
+
+    def job(self, job_id: str) -> Job:
+        """One job as a typed, read-only :class:`~athenad.model.Job`; JobNotFound if none."""
+        return Job.from_row(self.queue.get(job_id))
 
     def cancel_job(self, job_id: str) -> str:
         return self.queue.cancel(job_id)
