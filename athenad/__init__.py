@@ -1,20 +1,49 @@
 """Athena: a multi-process worker daemon that runs AI-agent jobs.
 
 The job queue lives in SQLite (``athena.db``); conversations and checkpoints live as
-plain files under ``.athena/``. The public names are imported on first use, so that
-command-line tools importing one module stay quick to start.
+plain files under ``.athena/``. Importing athenad configures nothing (logging is the
+program's to set up) and loads only this file: each public name is imported on first
+use, so command-line tools start quickly. Type checkers see every name with its type.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
+if TYPE_CHECKING:
+    from athenad.checkpoints import CheckpointStore
+    from athenad.errors import (
+        AthenaError,
+        ConfigError,
+        DaemonError,
+        DatabaseBusy,
+        DatabaseUnusable,
+        InvalidInput,
+        InvalidTransition,
+        JobFailed,
+        JobNotFound,
+        StaleFence,
+        UnknownParent,
+        WaitTimeout,
+    )
+    from athenad.jobs import ClaimedJob, JobQueue, JobSpec
+    from athenad.model import Job, JobStatus
+    from athenad.orchestrator import TaskOrchestrator
+    from athenad.sessions import Role, SessionManager
+    from workers.base_agent import BaseAgent
+    from workers.context import JobContext
+
 _EXPORTS = {
     "AthenaError": "athenad.errors",
+    "ConfigError": "athenad.errors",
+    "DaemonError": "athenad.errors",
+    "DatabaseBusy": "athenad.errors",
+    "DatabaseUnusable": "athenad.errors",
     "InvalidInput": "athenad.errors",
+    "InvalidTransition": "athenad.errors",
     "JobFailed": "athenad.errors",
     "JobNotFound": "athenad.errors",
     "StaleFence": "athenad.errors",
@@ -23,18 +52,53 @@ _EXPORTS = {
     "ClaimedJob": "athenad.jobs",
     "JobQueue": "athenad.jobs",
     "JobSpec": "athenad.jobs",
+    "Job": "athenad.model",
+    "JobStatus": "athenad.model",
     "TaskOrchestrator": "athenad.orchestrator",
     "Role": "athenad.sessions",
     "SessionManager": "athenad.sessions",
     "CheckpointStore": "athenad.checkpoints",
+    "BaseAgent": "workers.base_agent",
+    "JobContext": "workers.context",
 }
-__all__ = sorted(_EXPORTS)
+
+# A literal list, as type checkers need it to know what `from athenad import *` gives.
+__all__ = [
+    "AthenaError",
+    "BaseAgent",
+    "CheckpointStore",
+    "ClaimedJob",
+    "ConfigError",
+    "DaemonError",
+    "DatabaseBusy",
+    "DatabaseUnusable",
+    "InvalidInput",
+    "InvalidTransition",
+    "Job",
+    "JobContext",
+    "JobFailed",
+    "JobNotFound",
+    "JobQueue",
+    "JobSpec",
+    "JobStatus",
+    "Role",
+    "SessionManager",
+    "StaleFence",
+    "TaskOrchestrator",
+    "UnknownParent",
+    "WaitTimeout",
+]
+
+if not TYPE_CHECKING:  # hidden from type checkers, which would otherwise type any name as Any
+
+    def __getattr__(name: str) -> Any:
+        module = _EXPORTS.get(name)
+        if module is None:
+            raise AttributeError(f"module 'athenad' has no attribute {name!r}")
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value
+        return value
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'athenad' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import TextIO
+from typing import Any, TextIO
 
 import msgspec
 import structlog
@@ -20,7 +20,7 @@ import structlog
 _encoder = msgspec.json.Encoder(enc_hook=str)  # anything unusual is logged as its str()
 
 
-def _encode_json(event: dict, **_options: object) -> str:
+def _encode_json(event: dict[str, Any], **_options: object) -> str:
     # msgspec rather than the json module: a log line per job is on the hot path.
     return _encoder.encode(event).decode()
 
@@ -50,5 +50,7 @@ def configure_logging(
     )
 
 
-def get_logger(**context: object) -> structlog.stdlib.BoundLogger:
-    return structlog.get_logger().bind(**context)
+def get_logger(**context: object) -> structlog.typing.FilteringBoundLogger:
+    """A logger bound to ``context`` (configure_logging's wrapper class)."""
+    logger: structlog.typing.FilteringBoundLogger = structlog.get_logger().bind(**context)
+    return logger
