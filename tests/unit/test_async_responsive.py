@@ -125,10 +125,12 @@ def test_checkpointed_task_behind_a_held_lock_leaves_the_loop_running(home, orch
 
 
 def test_closing_ends_the_background_thread(home):
+    before = set(threading.enumerate())
     orchestrator = TaskOrchestrator(home.db_path, home.state_dir)
     asyncio.run(orchestrator.run_parallel_tasks([{"type": "echo"}]))
-    assert any(t.name.startswith("athena-queue") for t in threading.enumerate())
+    started = set(threading.enumerate()) - before
+    assert [t.name.startswith("athena-queue") for t in started] == [True]
     orchestrator.close()
-    assert not any(t.name.startswith("athena-queue") for t in threading.enumerate())
+    assert not any(t.is_alive() for t in started)
     with pytest.raises(RuntimeError, match="closed"):
         asyncio.run(orchestrator.wait_for_jobs([]))
