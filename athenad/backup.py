@@ -25,13 +25,13 @@ from typing import Any
 import apsw
 import msgspec
 import psutil
-import structlog
 
 from athenad.errors import DaemonError, InvalidInput
+from athenad.logs import LibraryLogger
 from athenad.paths import Home, read_pid
 from athenad.timefmt import utc_now_text
 
-log = structlog.get_logger("athenad.backup")
+log = LibraryLogger("athenad.backup")
 
 BACKUP_FORMAT = 1
 MANIFEST = "manifest.json"

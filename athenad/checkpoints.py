@@ -29,17 +29,17 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-import structlog
 
 from athenad.errors import AthenaError, InvalidInput
 from athenad.fsutil import fsync_dir
+from athenad.logs import LibraryLogger
 from athenad.timefmt import utc_now_text
 
 FORMAT_VERSION = 1
 DEFAULT_KEEP = 3
 CHECKSUM_ALGO = "sha256"
 
-log = structlog.get_logger("athenad.checkpoints")
+log = LibraryLogger("athenad.checkpoints")
 
 # load_latest's default: no upper bound (``None`` means "the row records none").
 ANY_ITERATION: Any = type("AnyIteration", (), {"__repr__": lambda self: "ANY_ITERATION"})()

@@ -54,3 +54,31 @@ def get_logger(**context: object) -> structlog.typing.FilteringBoundLogger:
     """A logger bound to ``context`` (configure_logging's wrapper class)."""
     logger: structlog.typing.FilteringBoundLogger = structlog.get_logger().bind(**context)
     return logger
+
+
+class LibraryLogger:
+    """The logger of library code (sessions, checkpoints, backups).
+
+    When the program configured structlog (the daemon, the CLIs and most applications
+    do), events go through that set-up. Otherwise they go to Python's ``logging`` under
+    ``name``, as a library's should: nothing is printed on stdout, and without any
+    logging set-up only warnings and errors reach stderr.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._fallback: Any = None
+
+    def _target(self) -> Any:
+        if structlog.is_configured():
+            return structlog.get_logger(self.name)
+        if self._fallback is None:
+            self._fallback = structlog.wrap_logger(
+                logging.getLogger(self.name),
+                processors=[structlog.processors.KeyValueRenderer(key_order=["event"])],
+                wrapper_class=structlog.stdlib.BoundLogger,
+            )
+        return self._fallback
+
+    def __getattr__(self, method: str) -> Any:
+        return getattr(self._target(), method)

@@ -35,12 +35,12 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-import structlog
 
 from athenad.errors import AthenaError, InvalidInput
+from athenad.logs import LibraryLogger
 from athenad.timefmt import utc_now_text
 
-log = structlog.get_logger("athenad.sessions")
+log = LibraryLogger("athenad.sessions")
 
 FORMAT_VERSION = 1
 SUFFIX = ".jsonl"

@@ -33,9 +33,9 @@ import os
 from pathlib import Path
 
 import msgspec
-import structlog
 
 from athenad.fsutil import atomic_write
+from athenad.logs import LibraryLogger
 from athenad.sessions.files import (
     SESSION_FILE_RE,
     SESSION_ID_RE,
@@ -46,7 +46,7 @@ from athenad.sessions.files import (
     last_record,
 )
 
-log = structlog.get_logger("athenad.sessions")
+log = LibraryLogger("athenad.sessions")
 
 INDEX_NAME = "index.json"
 JOURNAL_NAME = "activity.log"

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-import structlog
 
 from athenad.errors import InvalidInput
 from athenad.fsutil import atomic_write
 from athenad.ids import new_job_id
+from athenad.logs import LibraryLogger
 from athenad.sessions import files, repair
 from athenad.sessions.files import (
     FORMAT_VERSION,
@@ -38,7 +38,7 @@ from athenad.sessions.gitinfo import current_branch
 from athenad.sessions.index import SessionIndex, SessionInfo, note_activity, summarize
 from athenad.timefmt import utc_now_text
 
-log = structlog.get_logger("athenad.sessions")
+log = LibraryLogger("athenad.sessions")
 
 CHECKPOINT_DIR = "checkpoints"
 

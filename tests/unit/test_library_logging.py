@@ -58,3 +58,20 @@ def test_the_programs_own_structlog_config_stays(tmp_path):
         """,
     )
     assert out.splitlines()[-1] == "kept"
+
+
+def test_without_any_logging_set_up_the_library_prints_nothing_on_stdout(tmp_path):
+    out = run_python(tmp_path, USE_THE_LIBRARY)
+    assert out == ""
+
+
+def test_events_reach_pythons_logging_when_structlog_is_not_configured(tmp_path):
+    out = run_python(
+        tmp_path,
+        """
+        import logging, sys
+        logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(name)s %(message)s")
+        """,
+        USE_THE_LIBRARY,
+    )
+    assert "athenad.sessions event='session_created'" in out
