@@ -196,6 +196,7 @@ class JobQueue(WaitingMixin):
     @staticmethod
     def _resolve_parents(after: Sequence[str | int], index: int, ids: list[str]) -> list[str]:
         parents: list[str] = []
+        seen: set[str] = set()  # a fan-in after thousands of tasks: no quadratic scan
         if isinstance(after, str | int):
             after = [after]
         for ref in after:
@@ -209,7 +210,8 @@ class JobQueue(WaitingMixin):
                 ref = ids[ref]
             elif not isinstance(ref, str):
                 raise InvalidInput(f"dependency {ref!r} is neither a job id nor a batch index.")
-            if ref not in parents:
+            if ref not in seen:
+                seen.add(ref)
                 parents.append(ref)
         return parents
 
