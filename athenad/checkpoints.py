@@ -19,6 +19,7 @@ with a higher iteration is a stray from a worker that lost the job and is ignore
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import errno
 import hashlib
@@ -324,11 +325,11 @@ class CheckpointStore:
         except (msgspec.DecodeError, ValueError):
             return None
 
-    def iterations(self, job_id: str) -> list[int]:
+    def iterations(self, job_id: str) -> builtins.list[int]:
         """The iterations that have a file for this job, oldest first (unverified)."""
         return [iteration for iteration, _ in self._files(job_id)]
 
-    def _files(self, job_id: str) -> list[tuple[int, Path]]:
+    def _files(self, job_id: str) -> builtins.list[tuple[int, Path]]:
         prefix = f"job-{_check_job_id(job_id)}-iter"
         try:
             names = os.listdir(self.dir)
@@ -355,7 +356,7 @@ class CheckpointStore:
             return False
         return True
 
-    def prune(self, job_id: str, keep: int = DEFAULT_KEEP) -> list[int]:
+    def prune(self, job_id: str, keep: int = DEFAULT_KEEP) -> builtins.list[int]:
         """Keep the newest ``keep`` checkpoints of a job; returns the iterations removed."""
         if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
             raise InvalidInput(f"keep {keep!r} must be an integer of at least 1.")

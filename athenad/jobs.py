@@ -13,7 +13,7 @@ import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import msgspec
 
@@ -303,7 +303,7 @@ class JobQueue(WaitingMixin):
             if status == "pending"
         ]
 
-    def _refuse_stale(self, job_id: str, fence: int) -> None:
+    def _refuse_stale(self, job_id: str, fence: int) -> NoReturn:
         row = self._one("running_job", {"id": job_id})
         if row is None:
             raise JobNotFound(f"job {job_id!r} does not exist.")
@@ -506,7 +506,9 @@ class JobQueue(WaitingMixin):
         return status
 
     def _requeue(self, job_id: str, now: str) -> str:
-        unfinished = self._one("unfinished_parent_count", {"id": job_id})[0]
+        (unfinished,) = self.conn.execute(Q["unfinished_parent_count"], {"id": job_id}).fetchall()[
+            0
+        ]
         status = "blocked" if unfinished else "pending"
         self.conn.execute(
             Q["requeue_job"],

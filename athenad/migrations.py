@@ -33,7 +33,7 @@ def available_migrations() -> list[tuple[int, str, str]]:
 
 
 def current_version(conn: apsw.Connection) -> int:
-    return int(conn.execute("PRAGMA user_version").fetchall()[0][0])
+    return int(conn.pragma("user_version"))
 
 
 def latest_version() -> int:

@@ -115,7 +115,7 @@ class Worker:
         self._sessions = None
         self._heartbeat_written: tuple | None = None
         self.child_groups: set[int] = set()
-        self._main_thread = threading.main_thread().ident
+        self._main_thread = threading.get_ident()  # made in the main thread
         self.orphaned_at = 0.0
 
     # ---- boot -------------------------------------------------------------------------
@@ -253,7 +253,7 @@ class Worker:
     def idle_wait(self) -> None:
         """Sleep until a wake-up byte, a signal, or a second passes."""
         with contextlib.suppress(InterruptedError):
-            select.select([self.wake_socket, self.signal_r], [], [], IDLE_WAIT_S)
+            select.select([self.wake_socket.fileno(), self.signal_r], [], [], IDLE_WAIT_S)
         drain(self.wake_socket)
         with contextlib.suppress(BlockingIOError):
             os.read(self.signal_r, 512)

@@ -7,7 +7,7 @@ import functools
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import apsw
 import click
@@ -70,7 +70,7 @@ def print_json(value: Any) -> None:
     click.echo(_json.encode(value).decode())
 
 
-def fail(message: str, code: int = 1) -> None:
+def fail(message: str, code: int = 1) -> NoReturn:
     """Print one clear sentence to stderr and exit non-zero."""
     click.echo(f"error: {message}", err=True)
     sys.exit(code)

@@ -194,7 +194,7 @@ class SessionIndex:
             self.rebuild(use_cache_file=False)
             return
         grew = journal is not None and journal.st_size > self._journal_pos
-        if grew and not self._consume_journal(journal.st_size):
+        if grew and journal and not self._consume_journal(journal.st_size):
             self.rebuild(use_cache_file=False)
             return
         try:

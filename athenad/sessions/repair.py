@@ -145,7 +145,9 @@ def _salvage(raw: bytes) -> dict[str, Any]:
                 found["tags"] = msgspec.json.decode(tags.group(1))
             except msgspec.DecodeError:
                 pass
-    clean = {k: v for k, v in found.items() if k in _STRING_FIELDS and isinstance(v, str)}
+    clean: dict[str, Any] = {
+        k: v for k, v in found.items() if k in _STRING_FIELDS and isinstance(v, str)
+    }
     tags = found.get("tags")
     if isinstance(tags, list) and all(isinstance(t, str) for t in tags):
         clean["tags"] = tags
