@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import apsw
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from athenad.jobs import STATUSES, JobQueue
 from athenad.queries import QUERIES as Q
@@ -85,7 +86,8 @@ def by_agent_type(conn: apsw.Connection, since: str | None) -> list[dict[str, An
 def by_status(conn: apsw.Connection, since: str | None) -> dict[str, int]:
     """Jobs created in the window by status; every status is present."""
     counts = dict.fromkeys(STATUSES, 0)
-    counts.update(conn.execute(Q["analytics_status_counts"], {"since": since or ""}).fetchall())
+    for status, count in conn.execute(Q["analytics_status_counts"], {"since": since or ""}):
+        counts[str(status)] = int(count)
     return counts
 
 
@@ -93,7 +95,8 @@ def queue_summary(conn: apsw.Connection, now: str | None = None) -> dict[str, An
     """The queue as it stands (not windowed), with the age of the oldest pending job."""
     now = now or utc_now_text()
     queue: dict[str, Any] = {"blocked": 0, "pending": 0, "running": 0}
-    queue.update(conn.execute(Q["queue_counts"]).fetchall())
+    for status, count in conn.execute(Q["queue_counts"]):
+        queue[str(status)] = count
     oldest = _scalar(conn, "oldest_pending")
     queue["oldest_pending_age_s"] = (
         round(max(_seconds_between(oldest, now), 0.0), 1) if oldest else None
@@ -218,12 +221,21 @@ def trends(
 
 # ---- metrics --------------------------------------------------------------------------
 
+EVENT_HELP = {
+    "submitted": "Jobs submitted, by agent type.",
+    "completed": "Jobs that completed, by agent type.",
+    "failed": "Jobs that failed after their last attempt, by agent type (again after a retry).",
+    "cancelled": "Jobs cancelled, by agent type (again after a retry).",
+}
+
 
 def metrics(source: Source, window_since: str | None, now: str | None = None) -> dict:
     """The figures ``athenactl metrics`` exposes.
 
-    ``jobs`` (every status, all time) and ``totals`` (finished jobs per agent type and
-    outcome, with duration sums) are cumulative; duration quantiles cover the window.
+    ``counters`` (per agent type and event: count and duration sum) are kept by
+    triggers in ``job_counters`` and never go down, even when rows are deleted.
+    ``jobs`` (rows by status) and the oldest pending age are how things stand now;
+    duration quantiles cover the window.
     """
     now = now or utc_now_text()
     with snapshot(_conn(source)) as conn:
@@ -231,64 +243,90 @@ def metrics(source: Source, window_since: str | None, now: str | None = None) ->
         return {
             "jobs": by_status(conn, None),
             "oldest_pending_age_s": queue["oldest_pending_age_s"],
-            "totals": _rows(conn, "analytics_outcome_totals", {}),
+            "counters": _rows(conn, "analytics_job_counters", {}),
             "quantiles": {row["agent_type"]: row for row in by_agent_type(conn, window_since)},
         }
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+def _number(value: float | int | None) -> float:
+    return float("nan") if value is None else float(value)
 
 
-def _labels(**labels: str) -> str:
-    return "{" + ",".join(f'{key}="{_escape(str(val))}"' for key, val in labels.items()) + "}"
+def _gauges(figures: dict[str, Any], extra_gauges: dict[str, tuple]) -> Iterator[Metric]:
+    for name, (help_text, value) in extra_gauges.items():
+        yield GaugeMetricFamily(name, help_text, value=_number(value))
+    jobs = GaugeMetricFamily("athena_jobs", "Jobs in athena.db by status.", labels=["status"])
+    for status, count in figures["jobs"].items():
+        jobs.add_metric([status], count)
+    yield jobs
+    yield GaugeMetricFamily(
+        "athena_oldest_pending_age_seconds",
+        "Age of the oldest pending job.",
+        value=_number(figures["oldest_pending_age_s"]),
+    )
 
 
-def _number(value: float | int | None) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "NaN"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return repr(value)
+def _counted(figures: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{agent_type: {event: row}}`` from the counter rows."""
+    counted: dict[str, dict[str, dict[str, Any]]] = {}
+    for row in figures["counters"]:
+        counted.setdefault(row["agent_type"], {})[row["event"]] = row
+    return counted
+
+
+def _counters(counted: dict[str, dict[str, dict[str, Any]]]) -> Iterator[Metric]:
+    """One counter per event; every agent type seen gets every event, 0 included, so
+    ``rate()`` sees a job type's first failure as an increase."""
+    for event, help_text in EVENT_HELP.items():
+        family = CounterMetricFamily(f"athena_jobs_{event}", help_text, labels=["agent_type"])
+        for agent_type, events in sorted(counted.items()):
+            family.add_metric([agent_type], events.get(event, {}).get("count", 0))
+        yield family
+
+
+def _duration_summary(figures: dict[str, Any], counted: dict[str, dict]) -> Metric:
+    """Completed jobs' durations: quantiles over the window, count and sum for all time."""
+    summary = Metric(
+        "athena_job_duration_ms",
+        "Duration of completed jobs in milliseconds; quantiles over the recent window.",
+        "summary",
+    )
+    quantiles = figures["quantiles"]
+    for agent_type in sorted(set(counted) | set(quantiles)):
+        window = quantiles.get(agent_type, {})
+        for quantile, key in QUANTILES:
+            labels = {"agent_type": agent_type, "quantile": quantile}
+            summary.add_sample("athena_job_duration_ms", labels, _number(window.get(key)))
+        completed = counted.get(agent_type, {}).get("completed", {})
+        labels = {"agent_type": agent_type}
+        summary.add_sample(
+            "athena_job_duration_ms_sum", labels, completed.get("duration_ms_sum", 0)
+        )
+        summary.add_sample("athena_job_duration_ms_count", labels, completed.get("count", 0))
+    return summary
+
+
+class _Families:
+    """A collector of metric families computed beforehand, for one render."""
+
+    def __init__(self, families: Iterable[Metric]) -> None:
+        self.families = list(families)
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self.families)
 
 
 def prometheus_text(figures: dict[str, Any], extra_gauges: dict[str, tuple] | None = None) -> str:
-    """Render :func:`metrics` in the Prometheus text exposition format (version 0.0.4).
+    """Render :func:`metrics` in the Prometheus text exposition format.
 
     ``extra_gauges`` maps a metric name to ``(help, value)``, e.g. daemon liveness.
     """
-    out: list[str] = []
-
-    def family(name: str, kind: str, help_text: str) -> None:
-        out.append(f"# HELP {name} {help_text}")
-        out.append(f"# TYPE {name} {kind}")
-
-    for name, (help_text, value) in (extra_gauges or {}).items():
-        family(name, "gauge", help_text)
-        out.append(f"{name} {_number(value)}")
-    family("athena_jobs", "gauge", "Jobs in athena.db by status.")
-    for status, count in figures["jobs"].items():
-        out.append(f"athena_jobs{_labels(status=status)} {count}")
-    family("athena_oldest_pending_age_seconds", "gauge", "Age of the oldest pending job.")
-    out.append(f"athena_oldest_pending_age_seconds {_number(figures['oldest_pending_age_s'])}")
-    family("athena_jobs_total", "counter", "Finished jobs by agent type and outcome.")
-    sums: dict[str, tuple[int, float]] = {}
-    for row in figures["totals"]:
-        labels = _labels(agent_type=row["agent_type"], outcome=row["status"])
-        out.append(f"athena_jobs_total{labels} {row['jobs']}")
-        if row["status"] == "completed":
-            sums[row["agent_type"]] = (row["jobs"], row["duration_sum"])
-    family(
-        "athena_job_duration_ms",
-        "summary",
-        "Duration of completed jobs in milliseconds; quantiles over the recent window.",
-    )
-    for agent_type in sorted(set(sums) | set(figures["quantiles"])):
-        window = figures["quantiles"].get(agent_type, {})
-        for quantile, key in QUANTILES:
-            labels = _labels(agent_type=agent_type, quantile=quantile)
-            out.append(f"athena_job_duration_ms{labels} {_number(window.get(key))}")
-        count, total = sums.get(agent_type, (0, 0.0))
-        out.append(f"athena_job_duration_ms_sum{_labels(agent_type=agent_type)} {_number(total)}")
-        out.append(f"athena_job_duration_ms_count{_labels(agent_type=agent_type)} {count}")
-    return "\n".join(out) + "\n"
+    counted = _counted(figures)
+    families = [
+        *_gauges(figures, extra_gauges or {}),
+        *_counters(counted),
+        _duration_summary(figures, counted),
+    ]
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Families(families))
+    return generate_latest(registry).decode("utf-8")

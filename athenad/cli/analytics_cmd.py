@@ -312,7 +312,7 @@ def _write_atomically(path: Path, text: str) -> None:
 )
 @handle_errors
 def metrics_command(home: str | None, window: str, output: Path | None) -> None:
-    """Queue depth, jobs by agent type and outcome, and durations as Prometheus text."""
+    """Job counters by agent type, queue gauges and durations as Prometheus text."""
     lower = parse_since(window, "--window")
     figures = analytics.metrics(_open(home), lower)
     pid = read_pid(resolve_home(home))
@@ -413,5 +413,5 @@ def top_command(home: str | None, interval: float, once: bool) -> None:
     except KeyboardInterrupt:
         pass
     finally:
-        if saved is not None:
+        if fd is not None and saved is not None:
             termios.tcsetattr(fd, termios.TCSADRAIN, saved)

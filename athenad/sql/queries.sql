@@ -377,11 +377,9 @@ FROM (
 GROUP BY bucket
 ORDER BY bucket;
 
--- name: analytics_outcome_totals
--- All-time finished jobs per agent type and outcome, with the duration sum of each,
--- for Prometheus counters. A plain table scan beats walking an index for this.
-SELECT agent_type, status, count(*) AS jobs, total(duration_ms) AS duration_sum
-FROM jobs NOT INDEXED
-WHERE status IN ('completed', 'failed', 'cancelled')
-GROUP BY agent_type, status
-ORDER BY agent_type, status;
+-- name: analytics_job_counters
+-- Job events per agent type, kept by triggers (see job_counters in schema.sql): they
+-- only ever grow, whatever happens to the rows of jobs.
+SELECT agent_type, event, count, duration_ms_sum
+FROM job_counters
+ORDER BY agent_type, event;

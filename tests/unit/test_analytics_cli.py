@@ -149,13 +149,15 @@ def test_metrics_exposition(busy: Home, tmp_path) -> None:
     samples = check_exposition(result.stdout)
     assert samples['athena_jobs{status="completed"}'] == 2
     assert samples['athena_jobs{status="cancelled"}'] == 1
-    assert samples['athena_jobs_total{agent_type="explore",outcome="completed"}'] == 2
-    assert samples['athena_jobs_total{agent_type="odd\\"agent",outcome="failed"}'] == 1
+    assert samples['athena_jobs_completed_total{agent_type="explore"}'] == 2
+    assert samples['athena_jobs_failed_total{agent_type="odd\\"agent"}'] == 1
+    assert samples['athena_jobs_cancelled_total{agent_type="report"}'] == 1
+    assert samples['athena_jobs_submitted_total{agent_type="explore"}'] == 2
     assert samples['athena_job_duration_ms_count{agent_type="explore"}'] == 2
     assert 'athena_job_duration_ms{agent_type="explore",quantile="0.95"}' in samples
     assert samples["athena_daemon_up"] == 0
     assert "# TYPE athena_job_duration_ms summary" in result.stdout
-    assert "# TYPE athena_jobs_total counter" in result.stdout
+    assert "# TYPE athena_jobs_completed_total counter" in result.stdout
     target = tmp_path / "textfile" / "athena.prom"
     target.parent.mkdir()
     assert run(metrics_command, "--home", str(busy.root), "-o", str(target)).exit_code == 0
