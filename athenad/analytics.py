@@ -6,6 +6,9 @@ CLI, the API and tests share one source. A window is the ``since`` timestamp fro
 :func:`athenad.timefmt.parse_since` (``None`` = all time) and filters on
 ``created_at``; throughput alone counts jobs by when they completed. Percentiles are
 nearest-rank (the value at rank ``ceil(p * n)`` of the ordered durations).
+
+The commands read through :func:`open_for_reading`, which never creates, migrates or
+writes the database, so looking at a home cannot change it.
 """
 
 from __future__ import annotations
@@ -13,13 +16,17 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import apsw
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from athenad.db import connect
+from athenad.errors import AthenaError, DatabaseUnusable
 from athenad.jobs import STATUSES, JobQueue
+from athenad.migrations import current_version, latest_version
 from athenad.queries import QUERIES as Q
 from athenad.timefmt import format_ts, parse_ts, utc_now_text
 
@@ -35,6 +42,49 @@ def _conn(source: Source) -> apsw.Connection:
 
 
 @contextlib.contextmanager
+def open_for_reading(path: Path) -> Iterator[apsw.Connection]:
+    """athena.db for looking only: not created, not migrated, not written, always closed.
+
+    An older schema is read as it stands; a query it cannot answer (a table or column
+    a later migration adds) becomes one clear error instead of an SQL message.
+    """
+    if not path.exists():
+        raise AthenaError(
+            f"there is no athena.db in {path.parent} (pass --home or set ATHENA_HOME)."
+        )
+    conn = connect(path, migrate=False)
+    try:
+        conn.pragma("query_only", True)
+        version = _readable_version(conn, path)
+        try:
+            yield conn
+        except apsw.SQLError:
+            if version < latest_version():
+                raise DatabaseUnusable(_too_old(path, version)) from None
+            raise
+    finally:
+        conn.close()
+
+
+def _readable_version(conn: apsw.Connection, path: Path) -> int:
+    """The schema version, refusing one newer than this Athena knows."""
+    version, latest = current_version(conn), latest_version()
+    if version > latest:
+        raise DatabaseUnusable(
+            f"{path} has schema version {version}, newer than this Athena knows ({latest}); "
+            "upgrade Athena."
+        )
+    return version
+
+
+def _too_old(path: Path, version: int) -> str:
+    return (
+        f"{path} has schema version {version}, older than this Athena reads "
+        f"({latest_version()}); start (or restart) athenad to upgrade it."
+    )
+
+
+@contextlib.contextmanager
 def snapshot(conn: apsw.Connection) -> Iterator[apsw.Connection]:
     """Run several reads in one read transaction so their figures agree."""
     if conn.in_transaction:
@@ -43,8 +93,11 @@ def snapshot(conn: apsw.Connection) -> Iterator[apsw.Connection]:
     conn.execute("BEGIN")
     try:
         yield conn
-    finally:
-        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:  # a failed statement may have ended it already
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 def _rows(conn: apsw.Connection, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -102,6 +155,11 @@ def queue_summary(conn: apsw.Connection, now: str | None = None) -> dict[str, An
         round(max(_seconds_between(oldest, now), 0.0), 1) if oldest else None
     )
     return queue
+
+
+def running_jobs(conn: apsw.Connection) -> list[dict[str, Any]]:
+    """Every running job with the worker that holds it and when its current run started."""
+    return _rows(conn, "running_jobs", {})
 
 
 def throughput(conn: apsw.Connection, since: str | None, now: str | None = None) -> dict:

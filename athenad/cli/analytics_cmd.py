@@ -1,21 +1,27 @@
 """``athenactl stats | failed | trends | top | metrics``: looking at what happened.
 
 Figures come from :mod:`athenad.analytics`; this module only parses options and draws
-them (rich tables, unicode bars and sparklines, Prometheus text, a live ``top``).
+them (rich tables, unicode bars and sparklines, Prometheus text, a live ``top``). Each
+command reads athena.db as it finds it: never created, migrated or written, and closed
+before anything is drawn.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import sys
 import termios
 import time
 import tty
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import apsw
 import click
+import psutil
 from rich import box
 from rich.console import Console, Group
 from rich.live import Live
@@ -23,10 +29,9 @@ from rich.table import Table
 from rich.text import Text
 
 from athenad import analytics
-from athenad.db import connect
 from athenad.fsutil import atomic_write
-from athenad.paths import read_pid
-from athenad.status import collect_status, worker_processes
+from athenad.paths import Home, read_pid
+from athenad.status import worker_processes, worker_status
 from athenad.timefmt import parse_since, parse_ts, utc_now_text
 
 from .common import (
@@ -44,12 +49,11 @@ BAR = "█"
 since_help = "Window by creation time: 30m, 1h, 1d, 7d, 2w ... or 'all'."
 
 
-def _open(home: str | None):
-    """A connection to the home's athena.db; a missing database is a clear error."""
-    path = resolve_home(home).db_path
-    if not path.exists():
-        fail(f"there is no athena.db in {path.parent} (pass --home or set ATHENA_HOME).")
-    return connect(path)
+@contextlib.contextmanager
+def _reading(home: str | None) -> Iterator[apsw.Connection]:
+    """The home's athena.db, opened to look at and closed after."""
+    with analytics.open_for_reading(resolve_home(home).db_path) as conn:
+        yield conn
 
 
 def _ms(value: float | int | None) -> str:
@@ -153,7 +157,8 @@ def stats_tables(figures: dict[str, Any]) -> Group:
 def stats_command(home: str | None, since: str, as_json: bool) -> None:
     """Jobs, outcomes and durations per agent type; the queue; throughput."""
     lower = parse_since(since)
-    figures = analytics.stats(_open(home), since=lower)
+    with _reading(home) as conn:
+        figures = analytics.stats(conn, since=lower)
     if as_json:
         print_json(figures)
     else:
@@ -183,14 +188,15 @@ def failed_command(
 ) -> None:
     """Failed jobs, newest first: error, attempts, when. `show ID` prints a traceback."""
     lower = parse_since(since)
-    rows = analytics.failed_jobs(
-        _open(home),
-        lower,
-        type=job_type,
-        agent_type=agent_type,
-        limit=limit,
-        include_cancelled=cancelled,
-    )
+    with _reading(home) as conn:
+        rows = analytics.failed_jobs(
+            conn,
+            lower,
+            type=job_type,
+            agent_type=agent_type,
+            limit=limit,
+            include_cancelled=cancelled,
+        )
     if as_json:
         print_json(rows)
         return
@@ -280,7 +286,8 @@ def trends_command(home: str | None, since: str, bucket: str, as_json: bool) -> 
             (parse_ts(utc_now_text()) - parse_ts(lower)).total_seconds() <= 2 * 86400
         )
         bucket = "hour" if short else "day"
-    buckets = analytics.trends(_open(home), lower, bucket)
+    with _reading(home) as conn:
+        buckets = analytics.trends(conn, lower, bucket)
     if as_json:
         print_json(buckets)
     elif not buckets:
@@ -314,7 +321,8 @@ def _write_atomically(path: Path, text: str) -> None:
 def metrics_command(home: str | None, window: str, output: Path | None) -> None:
     """Job counters by agent type, queue gauges and durations as Prometheus text."""
     lower = parse_since(window, "--window")
-    figures = analytics.metrics(_open(home), lower)
+    with _reading(home) as conn:
+        figures = analytics.metrics(conn, lower)
     pid = read_pid(resolve_home(home))
     gauges = {
         "athena_daemon_up": ("1 if the athenad supervisor is running.", int(pid is not None)),
@@ -330,33 +338,60 @@ def metrics_command(home: str | None, window: str, output: Path | None) -> None:
 # ---- top ------------------------------------------------------------------------------
 
 
+def _workers(home: Home, pid: int | None, sample_s: float = 0.1) -> list[dict[str, Any]]:
+    """The supervisor's workers with their RSS and CPU (as ``athenad status`` shows them)."""
+    processes = worker_processes(pid) if pid else []
+    # cpu_percent needs two samples: prime all, wait once, then read all.
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            process.cpu_percent(None)
+    if processes and sample_s:
+        psutil.cpu_percent(interval=sample_s)
+    return [worker_status(home, process) for process in processes]
+
+
+def _queue_now(home: Home, workers: list[dict[str, Any]], now: str) -> dict[str, Any]:
+    """The queue, jobs completed in the last minute, and which worker runs which job.
+
+    Without an athena.db there is nothing queued; the file is not created.
+    """
+    empty = {"blocked": 0, "pending": 0, "running": 0, "oldest_pending_age_s": None}
+    if not home.db_path.exists():
+        return {**empty, "done": 0}
+    with analytics.open_for_reading(home.db_path) as conn, analytics.snapshot(conn):
+        queue = analytics.queue_summary(conn, now)
+        queue["done"] = analytics.throughput(conn, parse_since("1m"), now)["completed"]
+        # The database, not the heartbeat file, is the truth about who runs what.
+        held = {job["worker_pid"]: job for job in analytics.running_jobs(conn)}
+    for worker in workers:
+        job = held.get(worker["pid"])
+        worker["job"] = job["id"] if job else None
+        worker["job_started_at"] = job["run_started_at"] if job else None
+    return queue
+
+
 def top_frame(home: str | None) -> Group:
     """One screen of ``top``: the daemon, its workers and the queue."""
     resolved = resolve_home(home)
-    status = collect_status(resolved)
+    pid = read_pid(resolved)
+    workers = _workers(resolved, pid)
     now = utc_now_text()
-    queue: dict[str, Any] = dict(status["queue"])
-    queue["oldest_pending_age_s"] = None
-    if resolved.db_path.exists():
-        conn = connect(resolved.db_path)
-        try:
-            queue = analytics.queue_summary(conn, now)
-            done = analytics.throughput(conn, parse_since("1m"), now)["completed"]
-        finally:
-            conn.close()
-    else:
-        done = 0
-    daemon = f"athenad pid {status['pid']}" if status["running"] else "athenad is not running"
+    queue = _queue_now(resolved, workers, now)
+    daemon = f"athenad pid {pid}" if pid is not None else "athenad is not running"
     header = Text.assemble(
         ("athena top", "bold"), f"  {daemon}  {now[:19]} UTC  ", ("q quits", "dim")
     )
-    workers = new_table(f"workers ({len(status['workers'])})")
+    return Group(header, _workers_table(workers, now), _queue_table(queue))
+
+
+def _workers_table(workers: list[dict[str, Any]], now: str) -> Table:
+    table = new_table(f"workers ({len(workers)})")
     for name in ("pid", "rss", "cpu", "job", "runtime", "jobs done"):
-        workers.add_column(name, justify="left" if name == "job" else "right")
-    for worker in status["workers"]:
+        table.add_column(name, justify="left" if name == "job" else "right")
+    for worker in workers:
         started = worker["job_started_at"]
         runtime = (parse_ts(now) - parse_ts(started)).total_seconds() if started else None
-        workers.add_row(
+        table.add_row(
             str(worker["pid"]),
             f"{worker['rss_bytes'] / 1e6:.1f} MB",
             f"{worker['cpu_percent']:.0f}%",
@@ -364,6 +399,10 @@ def top_frame(home: str | None) -> Group:
             _age(runtime) if worker["job"] else "",
             str(worker["jobs_done"]),
         )
+    return table
+
+
+def _queue_table(queue: dict[str, Any]) -> Table:
     table = new_table("queue")
     for name in ("blocked", "pending", "running", "oldest pending", "completed last min"):
         table.add_column(name, justify="right")
@@ -372,9 +411,9 @@ def top_frame(home: str | None) -> Group:
         str(queue["pending"]),
         str(queue["running"]),
         _age(queue["oldest_pending_age_s"]),
-        str(done),
+        str(queue["done"]),
     )
-    return Group(header, workers, table)
+    return table
 
 
 def _read_key(fd: int | None, timeout: float) -> str | None:
