@@ -510,6 +510,7 @@ class JobQueue(WaitingMixin):
             0
         ]
         status = "blocked" if unfinished else "pending"
+        self.conn.execute(Q["keep_finished_outcome"], {"id": job_id})
         self.conn.execute(
             Q["requeue_job"],
             {"id": job_id, "status": status, "pending_parents": unfinished, "now": now},

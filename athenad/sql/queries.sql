@@ -158,6 +158,14 @@ SET status = :status,
     lease_expires_at = NULL
 WHERE id = :id AND status IN ('failed', 'cancelled');
 
+-- name: keep_finished_outcome
+-- A finished job is about to run again (a user's retry): its outcome stays counted.
+INSERT INTO job_counters (agent_type, event, count, duration_ms_sum)
+SELECT agent_type, status, 1, coalesce(duration_ms, 0) FROM jobs
+WHERE id = :id AND status IN ('completed', 'failed', 'cancelled')
+ON CONFLICT (agent_type, event) DO UPDATE
+SET count = count + 1, duration_ms_sum = duration_ms_sum + excluded.duration_ms_sum;
+
 -- name: cancelled_descendants_of
 -- Descendants of :id that were cancelled because of :id, nearest first.
 WITH RECURSIVE descendants (id, depth) AS (
@@ -378,8 +386,22 @@ GROUP BY bucket
 ORDER BY bucket;
 
 -- name: analytics_job_counters
--- Job events per agent type, kept by triggers (see job_counters in schema.sql): they
--- only ever grow, whatever happens to the rows of jobs.
-SELECT agent_type, event, count, duration_ms_sum
-FROM job_counters
+-- Job events per agent type, which only ever grow: what the rows of jobs show now
+-- plus what rows no longer show (job_counters: deleted rows, finished runs a retry
+-- undid). One scan of jobs; a plain table scan beats walking an index for it.
+WITH live AS MATERIALIZED (
+    SELECT agent_type, status, count(*) AS n, CAST(total(duration_ms) AS INTEGER) AS ms
+    FROM jobs NOT INDEXED
+    GROUP BY agent_type, status
+)
+SELECT agent_type, event, sum(count) AS count, sum(duration_ms_sum) AS duration_ms_sum
+FROM (
+    SELECT agent_type, 'submitted' AS event, n AS count, 0 AS duration_ms_sum FROM live
+    UNION ALL
+    SELECT agent_type, status, n, ms FROM live
+    WHERE status IN ('completed', 'failed', 'cancelled')
+    UNION ALL
+    SELECT agent_type, event, count, duration_ms_sum FROM job_counters
+)
+GROUP BY agent_type, event
 ORDER BY agent_type, event;

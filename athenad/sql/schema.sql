@@ -59,9 +59,9 @@ CREATE INDEX job_parents_parent ON job_parents (parent_id, job_id);
 -- Completions by time, for throughput over a window (analytics).
 CREATE INDEX jobs_completed ON jobs (completed_at) WHERE status = 'completed';
 
--- Counters of job events per agent type, kept by triggers so every write path counts
--- in its own transaction and deleting rows never makes a counter go down. A job counts
--- as submitted once, and as completed/failed/cancelled each time it enters that status.
+-- Job counters that never go down: what the rows of jobs show (each row was submitted
+-- once; a finished row ended once) plus what rows no longer show, kept here: a deleted
+-- row, or a finished job a retry made run again. The claim/complete path never writes it.
 CREATE TABLE job_counters (
     agent_type      TEXT NOT NULL,
     event           TEXT NOT NULL
@@ -71,26 +71,13 @@ CREATE TABLE job_counters (
     PRIMARY KEY (agent_type, event)
 ) WITHOUT ROWID;
 
-CREATE TRIGGER job_counters_submitted AFTER INSERT ON jobs
+CREATE TRIGGER job_counters_keep_deleted BEFORE DELETE ON jobs
 BEGIN
-    INSERT INTO job_counters (agent_type, event, count) VALUES (NEW.agent_type, 'submitted', 1)
+    INSERT INTO job_counters (agent_type, event, count) VALUES (OLD.agent_type, 'submitted', 1)
     ON CONFLICT (agent_type, event) DO UPDATE SET count = count + 1;
-END;
-
-CREATE TRIGGER job_counters_born_finished AFTER INSERT ON jobs
-WHEN NEW.status IN ('completed', 'failed', 'cancelled')
-BEGIN
     INSERT INTO job_counters (agent_type, event, count, duration_ms_sum)
-    VALUES (NEW.agent_type, NEW.status, 1, coalesce(NEW.duration_ms, 0))
-    ON CONFLICT (agent_type, event) DO UPDATE
-    SET count = count + 1, duration_ms_sum = duration_ms_sum + excluded.duration_ms_sum;
-END;
-
-CREATE TRIGGER job_counters_finished AFTER UPDATE OF status ON jobs
-WHEN NEW.status IN ('completed', 'failed', 'cancelled') AND NEW.status IS NOT OLD.status
-BEGIN
-    INSERT INTO job_counters (agent_type, event, count, duration_ms_sum)
-    VALUES (NEW.agent_type, NEW.status, 1, coalesce(NEW.duration_ms, 0))
+    SELECT OLD.agent_type, OLD.status, 1, coalesce(OLD.duration_ms, 0)
+    WHERE OLD.status IN ('completed', 'failed', 'cancelled')
     ON CONFLICT (agent_type, event) DO UPDATE
     SET count = count + 1, duration_ms_sum = duration_ms_sum + excluded.duration_ms_sum;
 END;

@@ -1,4 +1,4 @@
-"""Job counters: kept by triggers, counted once per event, never lowered by a DELETE."""
+"""Job counters: counted once per event, never lowered by a DELETE or a retry."""
 
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ from athenad.cli.analytics_cmd import metrics_command
 from athenad.jobs import JobQueue
 from athenad.migrations import available_migrations, current_version, latest_version
 from athenad.paths import Home
+from athenad.queries import QUERIES
 
 
 def counters(conn: apsw.Connection) -> dict[tuple[str, str], tuple[int, int]]:
-    """``{(agent_type, event): (count, duration_ms_sum)}``."""
-    rows = conn.execute("SELECT agent_type, event, count, duration_ms_sum FROM job_counters")
+    """``{(agent_type, event): (count, duration_ms_sum)}``, as the metrics read them."""
+    rows = conn.execute(QUERIES["analytics_job_counters"])
     return {(agent, event): (count, total) for agent, event, count, total in rows}
 
 
@@ -148,7 +149,7 @@ VALUES (:id, :agent, :agent, :status, '2026-01-01 00:00:00.000', '2026-01-01 00:
 """
 
 
-def test_migrating_from_version_4_seeds_the_counters(tmp_path) -> None:
+def test_an_upgraded_database_counts_the_rows_it_holds(tmp_path) -> None:
     path = tmp_path / "athena.db"
     old = build_version(path, 4)
     rows = [
@@ -174,7 +175,7 @@ def test_migrating_from_version_4_seeds_the_counters(tmp_path) -> None:
         ("plan", "submitted"): (2, 0),
         ("plan", "cancelled"): (1, 0),
     }
-    # From here the triggers carry on from the seeded figures.
+    # From here they carry on from what the rows show.
     conn.execute("UPDATE jobs SET status = 'completed', duration_ms = 10 WHERE id = 'j3'")
     assert counters(conn)[("explore", "completed")] == (3, 360)
     conn.close()
