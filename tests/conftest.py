@@ -28,6 +28,17 @@ except ImportError:  # pragma: no cover
     pass
 
 
+# Tests under these folders start real processes (daemons, workers, CLIs): `--fast`
+# (pytest -m "not slow") leaves them out of a quick loop.
+SLOW_FOLDERS = ("acceptance", "integration")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if any(f"/tests/{folder}/" in str(item.path) for folder in SLOW_FOLDERS):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture
 def home(tmp_path: Path) -> Home:
     return Home.resolve(tmp_path / "home").ensure()
