@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from athenad.checkpoints import CheckpointStore
+    from athenad.api import TaskOrchestrator
     from athenad.errors import (
         AthenaError,
         ConfigError,
@@ -29,10 +29,10 @@ if TYPE_CHECKING:
         UnknownParent,
         WaitTimeout,
     )
-    from athenad.jobs import ClaimedJob, JobQueue, JobSpec
     from athenad.model import Job, JobStatus
-    from athenad.orchestrator import TaskOrchestrator
-    from athenad.sessions import Role, SessionManager
+    from athenad.storage.checkpoints import CheckpointStore
+    from athenad.storage.sessions import Role, SessionManager
+    from athenad.store.sqlite.queue import ClaimedJob, JobQueue, JobSpec
     from workers.base_agent import BaseAgent
     from workers.context import JobContext
 
@@ -49,15 +49,15 @@ _EXPORTS = {
     "StaleFence": "athenad.errors",
     "UnknownParent": "athenad.errors",
     "WaitTimeout": "athenad.errors",
-    "ClaimedJob": "athenad.jobs",
-    "JobQueue": "athenad.jobs",
-    "JobSpec": "athenad.jobs",
+    "ClaimedJob": "athenad.store.sqlite.queue",
+    "JobQueue": "athenad.store.sqlite.queue",
+    "JobSpec": "athenad.store.sqlite.queue",
     "Job": "athenad.model",
     "JobStatus": "athenad.model",
-    "TaskOrchestrator": "athenad.orchestrator",
-    "Role": "athenad.sessions",
-    "SessionManager": "athenad.sessions",
-    "CheckpointStore": "athenad.checkpoints",
+    "TaskOrchestrator": "athenad.api",
+    "Role": "athenad.storage.sessions",
+    "SessionManager": "athenad.storage.sessions",
+    "CheckpointStore": "athenad.storage.checkpoints",
     "BaseAgent": "workers.base_agent",
     "JobContext": "workers.context",
 }

@@ -3,7 +3,7 @@
 A submit of thousands of jobs, or any call waiting for a write lock another process
 holds, takes long enough to freeze an event loop; here it runs on one background
 thread while the loop goes on. An apsw connection stays on the thread that opened
-it, so the thread opens its own :class:`~athenad.jobs.JobQueue` on first use and
+it, so the thread opens its own :class:`~athenad.store.sqlite.queue.JobQueue` on first use and
 closes it in :meth:`QueueThread.close`. Calls run one at a time, in order.
 """
 
@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
-    from athenad.jobs import JobQueue
+    from athenad.store.sqlite.queue import JobQueue
 
 T = TypeVar("T")
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from athenad.checkpoints import CheckpointStore  # noqa: E402
+from athenad.storage.checkpoints import CheckpointStore  # noqa: E402
 
 WRITE_TARGET_MS = 20.0
 LOAD_TARGET_MS = 5.0

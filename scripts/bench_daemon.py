@@ -27,9 +27,9 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_queue import prepare_raw, race  # noqa: E402
 
-from athenad.jobs import JobQueue  # noqa: E402
 from athenad.paths import Home  # noqa: E402
-from athenad.timefmt import parse_ts  # noqa: E402
+from athenad.store.sqlite.queue import JobQueue  # noqa: E402
+from athenad.util.timefmt import parse_ts  # noqa: E402
 
 
 def start_daemon(home: Path, workers: int) -> int:

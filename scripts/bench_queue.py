@@ -26,8 +26,8 @@ from pathlib import Path
 
 import apsw
 
-from athenad.db import BUSY_TIMEOUT_MS, busy_handler
-from athenad.jobs import JobQueue
+from athenad.store.sqlite.connection import BUSY_TIMEOUT_MS, busy_handler
+from athenad.store.sqlite.queue import JobQueue
 
 THROUGHPUT_TARGET = 10_000.0  # jobs/s, two processes
 CLAIM_RATIO_TARGET = 1.2  # claim cost at 1M rows / at 10k rows

@@ -18,9 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from athenad.sessions import SessionManager  # noqa: E402
-from athenad.sessions.files import Header, encode_line, make_message  # noqa: E402
-from athenad.timefmt import utc_now_text  # noqa: E402
+from athenad.storage.sessions import SessionManager  # noqa: E402
+from athenad.storage.sessions.files import Header, encode_line, make_message  # noqa: E402
+from athenad.util.timefmt import utc_now_text  # noqa: E402
 
 BRANCHES = [f"feature-{n}" for n in range(19)] + ["main"]
 

@@ -19,9 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from athenad import analytics
-from athenad.db import connect
-from athenad.timefmt import parse_since
+from athenad.analytics import queries as analytics
+from athenad.store.sqlite.migrations import open_database
+from athenad.util.timefmt import parse_since
 
 # Jobs spread over the last 30 days, 2.6 s apart; a few agent types with their own
 # duration ranges; ~90% completed, ~6% failed, ~2% cancelled, the newest still waiting.
@@ -73,7 +73,7 @@ SELECT printf('bench%010d', n),
 
 
 def build(path: Path, count: int) -> None:
-    conn = connect(path)
+    conn = open_database(path)
     have = conn.execute("SELECT count(*) FROM jobs").fetchall()[0][0]
     if have >= count:
         print(f"reusing {path} with {have:,} jobs")
@@ -91,7 +91,7 @@ def build(path: Path, count: int) -> None:
 
 
 def time_function(path: Path, rounds: int) -> list[float]:
-    conn = connect(path)
+    conn = open_database(path)
     timings = []
     for _ in range(rounds):
         started = time.perf_counter()

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from athenad.jobs import FINISHED, JobQueue
+from athenad.store.sqlite.queue import FINISHED, JobQueue
 
 console = Console()
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from athenad.jobs import JobQueue
 from athenad.paths import Home
+from athenad.store.sqlite.queue import JobQueue
 
 # Keep hypothesis quick and deterministic on shared CI machines.
 try:

@@ -44,8 +44,8 @@ from typing import Any
 import msgspec
 import structlog
 
-from athenad.checkpoints import CheckpointWriteError
 from athenad.errors import InvalidInput
+from athenad.storage.checkpoints import CheckpointWriteError
 from workers.interrupts import Cancelled, ShuttingDown
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
@@ -10,8 +10,35 @@ from athenad.errors import StaleFence
 from workers.interrupts import Cancelled, JobLost, ShuttingDown
 
 if TYPE_CHECKING:
-    from athenad.jobs import ClaimedJob
-    from workers.worker import Worker
+    from athenad.paths import Home
+    from athenad.storage.checkpoints import CheckpointStore
+    from athenad.storage.sessions import SessionManager
+    from athenad.store.jobspec import ClaimedJob
+
+
+class JobHost(Protocol):
+    """What a context needs of the worker that runs its job (the worker process is one)."""
+
+    home: Home
+    pid: int
+    stopping: bool
+    keep_checkpoints: int
+
+    @property
+    def queue(self) -> Any: ...
+
+    @property
+    def control(self) -> Any: ...
+
+    @property
+    def checkpoints(self) -> CheckpointStore: ...
+
+    @property
+    def sessions(self) -> SessionManager: ...
+
+    def track_process_group(self, pgid: int) -> None: ...
+
+    def untrack_process_group(self, pgid: int) -> None: ...
 
 
 class JobContext:
@@ -23,7 +50,7 @@ class JobContext:
     asked for) and ``stopping`` (the worker is shutting down: save and return soon).
     """
 
-    def __init__(self, job: ClaimedJob, worker: Worker, checkpoint: Any = None) -> None:
+    def __init__(self, job: ClaimedJob, worker: JobHost, checkpoint: Any = None) -> None:
         self.job_id = job.id
         self.type = job.type
         self.agent_type = job.agent_type
@@ -73,7 +100,7 @@ class JobContext:
         took it), the checkpoint is discarded and :class:`JobLost` stops the agent: the
         new holder's work is never overwritten.
         """
-        from athenad.checkpoints import CheckpointWriteError
+        from athenad.storage.checkpoints import CheckpointWriteError
 
         store = self._worker.checkpoints
         try:

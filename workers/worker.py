@@ -23,15 +23,15 @@ import psutil
 import structlog
 
 from athenad.config import Config, apply_overrides, load_config
+from athenad.daemon.identity import make_worker_id
+from athenad.daemon.status import WorkerHeartbeat, child_groups_path, heartbeat_path
+from athenad.daemon.wake import bind_wake_socket, drain
 from athenad.errors import AthenaError, DatabaseBusy, InvalidInput, StaleFence
-from athenad.fsutil import atomic_write
-from athenad.identity import make_worker_id
-from athenad.jobs import ClaimedJob, JobQueue
-from athenad.jobspec import timed_out_message
 from athenad.paths import Home
-from athenad.status import WorkerHeartbeat, child_groups_path, heartbeat_path
-from athenad.timefmt import utc_now_text
-from athenad.wake import bind_wake_socket, drain
+from athenad.store.jobspec import timed_out_message
+from athenad.store.sqlite.queue import ClaimedJob, JobQueue
+from athenad.util.fsutil import atomic_write
+from athenad.util.timefmt import utc_now_text
 from workers.context import JobContext
 from workers.interrupts import (
     Cancelled,
@@ -155,7 +155,7 @@ class Worker:
     @property
     def checkpoints(self):
         if self._checkpoints is None:
-            from athenad.checkpoints import CheckpointStore
+            from athenad.storage.checkpoints import CheckpointStore
 
             self._checkpoints = CheckpointStore(self.home.checkpoints_dir)
         return self._checkpoints
@@ -163,7 +163,7 @@ class Worker:
     @property
     def sessions(self):
         if self._sessions is None:
-            from athenad.sessions import SessionManager
+            from athenad.storage.sessions import SessionManager
 
             self._sessions = SessionManager(self.home.sessions_dir)
         return self._sessions
@@ -557,7 +557,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m workers --home DIR [--index N]``."""
     import argparse
 
-    from athenad.logs import configure_logging
+    from athenad.util.logs import configure_logging
 
     parser = argparse.ArgumentParser(prog="athena-worker")
     parser.add_argument("--home", required=True)

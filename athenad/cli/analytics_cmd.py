@@ -1,6 +1,6 @@
 """``athenactl stats | failed | trends | top | metrics``: looking at what happened.
 
-Figures come from :mod:`athenad.analytics`; this module only parses options and draws
+Figures come from :mod:`athenad.analytics.queries`; this module only parses options and draws
 them (rich tables, unicode bars and sparklines, Prometheus text, a live ``top``). Each
 command reads athena.db as it finds it: never created, migrated or written, and closed
 before anything is drawn.
@@ -28,11 +28,11 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from athenad import analytics
-from athenad.fsutil import atomic_write
+from athenad.analytics import queries as analytics
+from athenad.daemon.status import worker_processes, worker_status
 from athenad.paths import Home, read_pid
-from athenad.status import worker_processes, worker_status
-from athenad.timefmt import parse_since, parse_ts, utc_now_text
+from athenad.util.fsutil import atomic_write
+from athenad.util.timefmt import parse_since, parse_ts, utc_now_text
 
 from .common import (
     FiniteFloat,

@@ -6,7 +6,6 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from athenad.checkpoints import CheckpointInfo, CheckpointStore
 from athenad.cli.common import (
     fail,
     handle_errors,
@@ -15,7 +14,8 @@ from athenad.cli.common import (
     print_json,
     resolve_home,
 )
-from athenad.jobs import JobQueue
+from athenad.storage.checkpoints import CheckpointInfo, CheckpointStore
+from athenad.store.sqlite.queue import JobQueue
 
 
 def format_size(size: int) -> str:

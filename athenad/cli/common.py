@@ -112,7 +112,7 @@ class AthenaGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         # Here rather than in main(): --help and usage errors never get this far, so
         # they stay quick without importing structlog.
-        from athenad.logs import configure_logging
+        from athenad.util.logs import configure_logging
 
         configure_logging(sys.stderr, level="warning", json=False)
         return super().invoke(ctx)

@@ -28,7 +28,7 @@ from athenad.cli.common import (
 )
 from athenad.config import MAX_SECONDS, load_config
 from athenad.errors import InvalidInput, WaitTimeout
-from athenad.jobs import FINISHED, STATUSES, JobQueue
+from athenad.store.sqlite.queue import FINISHED, STATUSES, JobQueue
 from workers.registry import known_agents
 
 SHOW_KEYS = (
@@ -66,7 +66,7 @@ EXIT_WAIT_TIMEOUT = 2
 @group_home_option
 def main() -> None:
     """Control Athena: submit agent jobs, follow them, and look at what happened."""
-    from athenad.logs import configure_logging
+    from athenad.util.logs import configure_logging
 
     # Library log events go to stderr so --json output on stdout stays parseable.
     configure_logging(sys.stderr, level="warning", json=False)

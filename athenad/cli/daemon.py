@@ -27,8 +27,8 @@ from athenad.cli.common import (
 )
 from athenad.config import MAX_SECONDS, load_config, parse_size
 from athenad.errors import AthenaError
-from athenad.jobs import JobQueue
 from athenad.paths import Home, read_pid
+from athenad.store.sqlite.queue import JobQueue
 
 START_TIMEOUT_S = 90.0
 
@@ -109,8 +109,8 @@ def start(
     if running is not None and running != os.getpid():
         fail(f"athenad is already running in {resolved.root} (pid {running}); stop it first.")
     if foreground:
-        from athenad.logs import configure_logging
-        from athenad.supervisor import run_supervisor
+        from athenad.daemon.supervisor import run_supervisor
+        from athenad.util.logs import configure_logging
 
         configure_logging(sys.stderr)
         sys.exit(
@@ -207,7 +207,7 @@ def _read_line(fd: int, timeout: float) -> str:
 @handle_errors
 def stop(home: str | None, timeout: float | None) -> None:
     """Stop claiming, let running jobs finish within the timeout, and exit."""
-    from athenad.supervisor import STOP_TIMEOUT_FILE, daemon_settings
+    from athenad.daemon.supervisor import STOP_TIMEOUT_FILE, daemon_settings
 
     resolved = resolve_home(home)
     pid = read_pid(resolved)
@@ -250,7 +250,7 @@ def _kill_daemon(pid: int) -> None:
 
 
 def _requeue_orphans(home: Home) -> None:
-    from athenad.supervisor import rescue_if_abandoned
+    from athenad.daemon.supervisor import rescue_if_abandoned
 
     lease = load_config(home).daemon.lease
     with JobQueue(home.db_path) as queue:
@@ -266,7 +266,7 @@ def _requeue_orphans(home: Home) -> None:
 @handle_errors
 def status(home: str | None, as_json: bool) -> None:
     """Show the supervisor, its workers (memory, CPU, current job) and the queue."""
-    from athenad.status import collect_status
+    from athenad.daemon.status import collect_status
 
     report = collect_status(resolve_home(home))
     if as_json:
@@ -319,7 +319,7 @@ def reload(home: str | None, timeout: float, no_wait: bool) -> None:
     if pid is None:
         fail(f"athenad is not running in {resolved.root}.")
     load_config(resolved)
-    from athenad.supervisor import RELOAD_STATE_FILE
+    from athenad.daemon.supervisor import RELOAD_STATE_FILE
 
     state_file = resolved.run_dir / RELOAD_STATE_FILE
     with contextlib.suppress(FileNotFoundError):

@@ -31,14 +31,14 @@ from typing import Any
 
 import click
 
-from athenad import backup as backup_mod
 from athenad.cli.common import fail, handle_errors, home_option, json_option, print_json
 from athenad.cli.common import resolve_home as _resolve_home
 from athenad.errors import InvalidInput
-from athenad.fsutil import atomic_write
-from athenad.logs import configure_logging
-from athenad.sessions import Message, Role, SessionInfo, SessionManager
-from athenad.sessions.transfer import FORMATS, export_session, import_session
+from athenad.storage import backup as backup_mod
+from athenad.storage.sessions import Message, Role, SessionInfo, SessionManager
+from athenad.storage.sessions.transfer import FORMATS, export_session, import_session
+from athenad.util.fsutil import atomic_write
+from athenad.util.logs import configure_logging
 
 PICKER_ROWS = 20
 

@@ -12,7 +12,7 @@ import time
 import psutil
 import pytest
 
-from athenad.jobs import JobQueue
+from athenad.store.sqlite.queue import JobQueue
 from tests.conftest import cli, cli_json, submit, wait_status, wait_until
 
 pytestmark = pytest.mark.timeout(90)

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from athenad.sessions import SessionManager
+from athenad.storage.sessions import SessionManager
 from tests.conftest import cli, cli_json, job_row, submit, wait_status, wait_until
 
 pytestmark = pytest.mark.timeout(90)

@@ -12,8 +12,8 @@ import textwrap
 
 import pytest
 
-from athenad.checkpoints import CheckpointStore
-from athenad.jobs import JobQueue
+from athenad.storage.checkpoints import CheckpointStore
+from athenad.store.sqlite.queue import JobQueue
 from tests.conftest import cli, wait_until
 
 pytestmark = pytest.mark.timeout(240)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from athenad.jobs import JobQueue
+from athenad.store.sqlite.queue import JobQueue
 
 REPO = Path(__file__).resolve().parents[2]
 WORKERS = 3

@@ -16,19 +16,19 @@ from pathlib import Path
 import apsw
 import pytest
 
-from athenad.backup import backup, restore
 from athenad.errors import DaemonError, InvalidInput
-from athenad.jobs import JobQueue
 from athenad.paths import Home
-from athenad.sessions import SessionManager
+from athenad.storage.backup import backup, restore
+from athenad.storage.sessions import SessionManager
+from athenad.store.sqlite.queue import JobQueue
 
 ROOT = Path(__file__).resolve().parents[2]
 
 LOOP = textwrap.dedent(
     """
     import sys
-    from athenad.jobs import JobQueue
-    from athenad.sessions import SessionManager
+    from athenad.store.sqlite.queue import JobQueue
+    from athenad.storage.sessions import SessionManager
     db, sessions_dir, session_id = sys.argv[1:4]
     queue = JobQueue(db, fast_writes=True)
     manager = SessionManager(sessions_dir)

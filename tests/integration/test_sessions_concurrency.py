@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from athenad.sessions import SessionManager
+from athenad.storage.sessions import SessionManager
 
 ROOT = Path(__file__).resolve().parents[2]
 
 APPENDER = textwrap.dedent(
     """
     import sys
-    from athenad.sessions import SessionManager
+    from athenad.storage.sessions import SessionManager
     sessions_dir, session_id, worker, count = sys.argv[1:5]
     manager = SessionManager(sessions_dir)
     print("ready", flush=True)

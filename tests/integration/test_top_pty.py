@@ -18,10 +18,10 @@ import msgspec
 import psutil
 import pytest
 
-from athenad.jobs import JobQueue
+from athenad.daemon.status import WorkerHeartbeat, heartbeat_path
 from athenad.paths import Home, read_pid
-from athenad.status import WorkerHeartbeat, heartbeat_path
-from athenad.timefmt import utc_now_text
+from athenad.store.sqlite.queue import JobQueue
+from athenad.util.timefmt import utc_now_text
 
 # Like athenad: hold an exclusive lock on the pid file for life, and have one child.
 FAKE_SUPERVISOR = """

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from athenad import analytics
-from athenad.jobs import STATUSES, JobQueue
-from athenad.timefmt import format_ts, parse_since
+from athenad.analytics import queries as analytics
+from athenad.store.sqlite.queue import STATUSES, JobQueue
+from athenad.util.timefmt import format_ts, parse_since
 
 
 def ago(**delta: float) -> str:

@@ -16,8 +16,8 @@ from athenad.cli.analytics_cmd import (
     top_command,
     trends_command,
 )
-from athenad.jobs import STATUSES, JobQueue
 from athenad.paths import Home
+from athenad.store.sqlite.queue import STATUSES, JobQueue
 
 # A sample line: a metric name, optional {label="value",...}, then a number.
 SAMPLE = re.compile(

@@ -8,7 +8,7 @@ import apsw
 import pytest
 from click.testing import CliRunner
 
-from athenad import analytics, db
+from athenad.analytics import queries as analytics
 from athenad.cli import analytics_cmd
 from athenad.cli.analytics_cmd import (
     failed_command,
@@ -17,9 +17,10 @@ from athenad.cli.analytics_cmd import (
     top_command,
     trends_command,
 )
-from athenad.jobs import JobQueue
-from athenad.migrations import available_migrations, latest_version
 from athenad.paths import Home
+from athenad.store.sqlite import connection as db
+from athenad.store.sqlite.migrations import available_migrations, latest_version
+from athenad.store.sqlite.queue import JobQueue
 
 COMMANDS = {
     "stats": stats_command,
@@ -127,7 +128,7 @@ def test_top_without_a_database_shows_an_empty_queue_and_creates_nothing(home: H
 
 @pytest.fixture
 def opened(monkeypatch) -> list[apsw.Connection]:
-    """Every connection made through athenad.db.connect, kept alive so none is collected."""
+    """Every connection made through the SQLite connect(), kept alive so none is collected."""
     made: list[apsw.Connection] = []
     real = db.connect
 
@@ -147,7 +148,9 @@ def test_every_connection_is_closed(home: Home, opened: list, name: str) -> None
     opened.clear()
     result = run(COMMANDS[name], home)
     assert result.exit_code == 0, result.output
-    assert opened, "the command opened no connection through athenad.db.connect"
+    assert opened, (
+        "the command opened no connection through athenad.store.sqlite.connection.connect"
+    )
     still_open = set(apsw.connections()) & set(opened)
     assert not still_open
 

@@ -13,9 +13,9 @@ from typing import Any
 import apsw
 import pytest
 
+from athenad.api import TaskOrchestrator
 from athenad.errors import WaitTimeout
-from athenad.jobs import JobQueue
-from athenad.orchestrator import TaskOrchestrator
+from athenad.store.sqlite.queue import JobQueue
 
 TICK_S = 0.01
 LOCK_HELD_S = 1.0

@@ -10,8 +10,8 @@ import structlog
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from athenad.checkpoints import CheckpointStore, CheckpointWriteError
-from athenad.sessions import SessionManager
+from athenad.storage.checkpoints import CheckpointStore, CheckpointWriteError
+from athenad.storage.sessions import SessionManager
 from workers.base_agent import BaseAgent, checkpoint_interval
 from workers.interrupts import Cancelled, ShuttingDown
 
@@ -177,7 +177,7 @@ def test_refused_write_is_logged_and_run_goes_on(store):
 
 def test_disk_full_in_store_keeps_previous_checkpoint(store, monkeypatch):
     """With the real store: the save at 6 fails, the job still completes, 3 stays valid."""
-    from athenad import checkpoints as cpmod
+    from athenad.storage import checkpoints as cpmod
 
     class Ctx(FakeContext):
         def save_checkpoint(self, iteration, state=None, messages=None):

@@ -10,14 +10,14 @@ import msgspec
 import pytest
 from structlog.testing import capture_logs
 
-from athenad import checkpoints as cpmod
-from athenad.checkpoints import (
+from athenad.errors import AthenaError, InvalidInput
+from athenad.storage import checkpoints as cpmod
+from athenad.storage.checkpoints import (
     Checkpoint,
     CheckpointCorrupt,
     CheckpointStore,
     CheckpointWriteError,
 )
-from athenad.errors import AthenaError, InvalidInput
 
 JOB = "01abcdefghjkmnp"
 MESSAGES = [{"role": "user", "content": "plan it"}, {"role": "assistant", "content": "ok\nline 2"}]

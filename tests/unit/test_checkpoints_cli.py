@@ -8,10 +8,10 @@ import msgspec
 import pytest
 from click.testing import CliRunner
 
-from athenad.checkpoints import CheckpointStore
 from athenad.cli.checkpoints_cmd import checkpoints_command, format_size
-from athenad.jobs import JobQueue
 from athenad.paths import Home
+from athenad.storage.checkpoints import CheckpointStore
+from athenad.store.sqlite.queue import JobQueue
 
 
 @pytest.fixture

@@ -8,30 +8,18 @@ import os
 import pytest
 from structlog.testing import capture_logs
 
-from athenad.checkpoints import CheckpointStore
+from athenad.api import TaskOrchestrator
 from athenad.errors import InvalidInput, JobNotFound, StaleFence
-from athenad.jobs import JobQueue
-from athenad.orchestrator_checkpoints import CheckpointsMixin
 from athenad.paths import Home
-from athenad.queue_thread import QueueThread
 
 MESSAGES = [{"role": "user", "content": "Design microservices architecture"}]
-
-
-class Orchestrator(CheckpointsMixin):
-    def __init__(self, home: Home) -> None:
-        self.queue = JobQueue(home.db_path)
-        self.queue_thread = QueueThread(lambda: JobQueue(home.db_path))
-        self.checkpoints = CheckpointStore(home.checkpoints_dir)
 
 
 @pytest.fixture
 def orch(tmp_path):
     home = Home(tmp_path).ensure()
-    orchestrator = Orchestrator(home)
-    yield orchestrator
-    orchestrator.queue_thread.close()
-    orchestrator.queue.close()
+    with TaskOrchestrator(home.db_path, home.state_dir) as orchestrator:
+        yield orchestrator
 
 
 def create(orch, payload=None, interval=5, **options) -> str:

@@ -7,8 +7,8 @@ import types
 
 import pytest
 
-from athenad import ids
-from athenad.jobs import JobQueue
+from athenad.store.sqlite.queue import JobQueue
+from athenad.util import ids as ids
 
 CHILDREN = 8
 JOBS_EACH = 50

@@ -7,12 +7,16 @@ import pytest
 from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
 
-from athenad import db
 from athenad.cli.analytics_cmd import metrics_command
-from athenad.jobs import JobQueue
-from athenad.migrations import available_migrations, current_version, latest_version
 from athenad.paths import Home
-from athenad.queries import QUERIES
+from athenad.store.sqlite.migrations import (
+    available_migrations,
+    current_version,
+    latest_version,
+    open_database,
+)
+from athenad.store.sqlite.queries import QUERIES
+from athenad.store.sqlite.queue import JobQueue
 
 
 def counters(conn: apsw.Connection) -> dict[tuple[str, str], tuple[int, int]]:
@@ -166,7 +170,7 @@ def test_an_upgraded_database_counts_the_rows_it_holds(tmp_path) -> None:
         )
     old.close()
 
-    conn = db.connect(path)
+    conn = open_database(path)
     assert current_version(conn) == latest_version()
     assert counters(conn) == {
         ("explore", "submitted"): (4, 0),

@@ -74,4 +74,4 @@ def test_events_reach_pythons_logging_when_structlog_is_not_configured(tmp_path)
         """,
         USE_THE_LIBRARY,
     )
-    assert "athenad.sessions event='session_created'" in out
+    assert "athenad.storage.sessions event='session_created'" in out

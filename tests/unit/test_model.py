@@ -5,10 +5,10 @@ from __future__ import annotations
 import msgspec
 import pytest
 
+from athenad.api import TaskOrchestrator
 from athenad.errors import JobNotFound
-from athenad.jobs import STATUSES
 from athenad.model import Job, JobStatus
-from athenad.orchestrator import TaskOrchestrator
+from athenad.store.sqlite.queue import STATUSES
 
 
 def test_job_status_names_every_status_of_the_queue():

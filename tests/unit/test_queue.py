@@ -16,8 +16,8 @@ from athenad.errors import (
     UnknownParent,
     WaitTimeout,
 )
-from athenad.ids import is_valid_job_id, new_job_id
-from athenad.jobs import JobQueue
+from athenad.store.sqlite.queue import JobQueue
+from athenad.util.ids import is_valid_job_id, new_job_id
 
 
 def count_jobs(queue: JobQueue) -> int:
@@ -292,7 +292,7 @@ def test_duration_counts_every_run_and_started_at_the_first(queue):
     queue.complete(job_id, second.fence, None)
     row = queue.get(job_id)
     assert row["started_at"] == started
-    from athenad.timefmt import parse_ts
+    from athenad.util.timefmt import parse_ts
 
     wall_ms = (parse_ts(row["completed_at"]) - parse_ts(started)).total_seconds() * 1000
     assert row["duration_ms"] >= 100
@@ -300,7 +300,7 @@ def test_duration_counts_every_run_and_started_at_the_first(queue):
 
 
 def test_session_of_a_job_must_exist(queue, home):
-    from athenad.sessions import SessionManager
+    from athenad.storage.sessions import SessionManager
 
     with pytest.raises(InvalidInput, match="is not a session id"):
         queue.submit("echo", session_id="../etc/passwd")
@@ -312,7 +312,7 @@ def test_session_of_a_job_must_exist(queue, home):
 
 
 def test_late_rescue_counts_running_time_only_until_the_last_sign_of_life(queue):
-    from athenad.timefmt import format_epoch
+    from athenad.util.timefmt import format_epoch
 
     job_id = queue.submit("echo")
     job = queue.claim("w")

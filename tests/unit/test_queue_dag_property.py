@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from athenad.errors import InvalidTransition
-from athenad.jobs import FINISHED, JobQueue
+from athenad.store.sqlite.queue import FINISHED, JobQueue
 
 OUTCOMES = ("complete", "fail", "flaky", "cancel")
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -8,10 +8,14 @@ import subprocess
 import apsw
 import pytest
 
-from athenad import db
-from athenad.jobs import JobQueue
-from athenad.migrations import current_version, latest_version
-from athenad.queries import QUERIES, parse_queries
+from athenad.store.sqlite.migrations import (
+    current_version,
+    latest_version,
+    open_database,
+    schema_sql,
+)
+from athenad.store.sqlite.queries import QUERIES, parse_queries
+from athenad.store.sqlite.queue import JobQueue
 
 
 def schema_of(conn: apsw.Connection) -> dict:
@@ -36,24 +40,24 @@ def schema_of(conn: apsw.Connection) -> dict:
 
 
 def test_migrations_build_exactly_the_schema(tmp_path):
-    migrated = db.connect(tmp_path / "migrated.db")
+    migrated = open_database(tmp_path / "migrated.db")
     assert current_version(migrated) == latest_version()
     fresh = apsw.Connection(str(tmp_path / "fresh.db"))
-    fresh.execute(db.schema_sql())
+    fresh.execute(schema_sql())
     assert schema_of(migrated) == schema_of(fresh)
 
 
 def test_connection_pragmas(tmp_path):
-    conn = db.connect(tmp_path / "a.db")
+    conn = open_database(tmp_path / "a.db")
     assert conn.pragma("journal_mode") == "wal"
     assert conn.pragma("foreign_keys") == 1
     assert conn.pragma("synchronous") == 1  # NORMAL
-    assert db.connect(tmp_path / "b.db", synchronous="FULL").pragma("synchronous") == 2
+    assert open_database(tmp_path / "b.db", synchronous="FULL").pragma("synchronous") == 2
 
 
 def test_migrating_twice_is_harmless(tmp_path):
-    db.connect(tmp_path / "a.db").close()
-    conn = db.connect(tmp_path / "a.db")
+    open_database(tmp_path / "a.db").close()
+    conn = open_database(tmp_path / "a.db")
     assert current_version(conn) == latest_version()
 
 

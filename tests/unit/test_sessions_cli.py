@@ -9,10 +9,10 @@ import os
 import pytest
 from click.testing import CliRunner
 
+from athenad.api import TaskOrchestrator
 from athenad.cli import sessions_cmd
 from athenad.cli.sessions_cmd import backup_command, restore_command, sessions_group
-from athenad.orchestrator_sessions import SessionsMixin
-from athenad.sessions import Role, SessionManager
+from athenad.storage.sessions import Role
 
 
 @pytest.fixture
@@ -135,13 +135,8 @@ def test_restore_refuses_while_the_daemon_runs(home, tmp_path):
     assert "not a readable .tar.gz backup archive" in result.output
 
 
-class Orchestrator(SessionsMixin):
-    def __init__(self, session_dir):
-        self.sessions = SessionManager(session_dir)
-
-
-def test_orchestrator_mixin_uses_the_seed_names(tmp_path):
-    orchestrator = Orchestrator(tmp_path / ".athena")
+def test_orchestrator_uses_the_seed_names(tmp_path):
+    orchestrator = TaskOrchestrator(tmp_path / "athena.db", tmp_path / ".athena")
     session_id = orchestrator.create_conversation_session(name="PR #123 Review", tags=["cr"])
     orchestrator.add_message_to_session(session_id, Role.USER, "Review PR #123")
     orchestrator.add_message_to_session(session_id, Role.ASSISTANT, "2 issues found")

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from athenad.errors import InvalidInput
-from athenad.sessions import Role, SessionManager, SessionNotFound, SessionRepaired
-from athenad.sessions.files import UnsupportedFormat, checksum
+from athenad.storage.sessions import Role, SessionManager, SessionNotFound, SessionRepaired
+from athenad.storage.sessions.files import UnsupportedFormat, checksum
 
 
 @pytest.fixture

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from athenad.sessions import SessionManager
-from athenad.sessions.gitinfo import branch_from_head, current_branch
+from athenad.storage.sessions import SessionManager
+from athenad.storage.sessions.gitinfo import branch_from_head, current_branch
 
 
 def repo(root, head):

@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from athenad.sessions import SessionManager
-from athenad.sessions import index as index_mod
-from athenad.sessions.files import encode_line, make_message
+from athenad.storage.sessions import SessionManager
+from athenad.storage.sessions import index as index_mod
+from athenad.storage.sessions.files import encode_line, make_message
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from athenad.errors import InvalidInput
-from athenad.sessions import SessionManager
-from athenad.sessions.transfer import export_session, import_session
+from athenad.storage.sessions import SessionManager
+from athenad.storage.sessions.transfer import export_session, import_session
 
 TRICKY = [
     ("user", "plain"),

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-import athenad.jobs
+from athenad.store.sqlite import queue as sqlite_queue
 
 
 @pytest.fixture
 def wakeups(monkeypatch):
     calls: list = []
-    monkeypatch.setattr(athenad.jobs, "wake_workers", lambda run_dir: calls.append(run_dir))
+    monkeypatch.setattr(sqlite_queue, "wake_workers", lambda run_dir: calls.append(run_dir))
     return calls
 
 

@@ -11,8 +11,8 @@ from structlog.testing import capture_logs
 
 from athenad.config import Config, DaemonConfig
 from athenad.errors import DatabaseBusy, StaleFence
-from athenad.jobs import JobQueue
 from athenad.paths import Home
+from athenad.store.sqlite.queue import JobQueue
 from workers.context import JobContext
 from workers.interrupts import JobLost
 from workers.worker import Worker

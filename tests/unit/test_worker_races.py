@@ -5,10 +5,10 @@ from __future__ import annotations
 import apsw
 import pytest
 
-from athenad import db
 from athenad.config import Config
-from athenad.jobs import ClaimedJob
 from athenad.paths import Home
+from athenad.store.sqlite import connection as db
+from athenad.store.sqlite.queue import ClaimedJob
 from workers.interrupts import Cancelled
 from workers.worker import Worker
 

@@ -34,9 +34,7 @@ from pathlib import Path
 
 import msgspec
 
-from athenad.fsutil import atomic_write
-from athenad.logs import LibraryLogger
-from athenad.sessions.files import (
+from athenad.storage.sessions.files import (
     SESSION_FILE_RE,
     SESSION_ID_RE,
     SUFFIX,
@@ -45,8 +43,10 @@ from athenad.sessions.files import (
     decode_line,
     last_record,
 )
+from athenad.util.fsutil import atomic_write
+from athenad.util.logs import LibraryLogger
 
-log = LibraryLogger("athenad.sessions")
+log = LibraryLogger("athenad.storage.sessions")
 
 INDEX_NAME = "index.json"
 JOURNAL_NAME = "activity.log"

@@ -1,7 +1,7 @@
 """SessionManager: create, append to, read, list and resume conversation sessions.
 
 Sessions live under ``<home>/.athena/sessions/`` as ``<id>.jsonl`` files (JSON Lines:
-a header line, then one line per message; see :mod:`athenad.sessions.files`).
+a header line, then one line per message; see :mod:`athenad.storage.sessions.files`).
 Constructing a manager costs one ``mkdir``; the index is loaded on the first
 ``list_sessions``/``resume_most_recent_session`` call. Every operation is safe while
 other processes use the same directory.
@@ -19,11 +19,8 @@ from typing import Any
 import msgspec
 
 from athenad.errors import InvalidInput
-from athenad.fsutil import atomic_write
-from athenad.ids import new_job_id
-from athenad.logs import LibraryLogger
-from athenad.sessions import files, repair
-from athenad.sessions.files import (
+from athenad.storage.sessions import files, repair
+from athenad.storage.sessions.files import (
     FORMAT_VERSION,
     QUARANTINE_SUFFIX,
     SUFFIX,
@@ -34,11 +31,14 @@ from athenad.sessions.files import (
     check_text,
     encode_line,
 )
-from athenad.sessions.gitinfo import current_branch
-from athenad.sessions.index import SessionIndex, SessionInfo, note_activity, summarize
-from athenad.timefmt import utc_now_text
+from athenad.storage.sessions.gitinfo import current_branch
+from athenad.storage.sessions.index import SessionIndex, SessionInfo, note_activity, summarize
+from athenad.util.fsutil import atomic_write
+from athenad.util.ids import new_job_id
+from athenad.util.logs import LibraryLogger
+from athenad.util.timefmt import utc_now_text
 
-log = LibraryLogger("athenad.sessions")
+log = LibraryLogger("athenad.storage.sessions")
 
 CHECKPOINT_DIR = "checkpoints"
 

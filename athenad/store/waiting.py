@@ -12,13 +12,13 @@ import time
 from collections.abc import Generator, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
-from athenad.db import SYNCHRONOUS_MODES
 from athenad.errors import InvalidInput, JobFailed, JobNotFound, WaitTimeout
-from athenad.jobspec import spec_from
 from athenad.queue_thread import QueueThread
+from athenad.store.jobspec import spec_from
+from athenad.store.sqlite.connection import SYNCHRONOUS_MODES
 
 if TYPE_CHECKING:
-    from athenad.jobs import JobQueue
+    from athenad.store.sqlite.queue import JobQueue
 
 FINISHED = frozenset({"completed", "failed", "cancelled"})
 

@@ -1,7 +1,7 @@
 """Reading a whole session file, repairing it first when it is damaged.
 
 A repair happens under the file's exclusive lock and is reported by one
-:class:`~athenad.sessions.files.SessionRepaired` warning:
+:class:`~athenad.storage.sessions.files.SessionRepaired` warning:
 
 * a last line without its newline is kept (the newline is added) when it is a whole,
   checksum-valid record; otherwise its bytes go to the quarantine sidecar and it is cut;
@@ -20,8 +20,7 @@ from typing import Any
 
 import msgspec
 
-from athenad.fsutil import atomic_write
-from athenad.sessions.files import (
+from athenad.storage.sessions.files import (
     FORMAT_VERSION,
     SUFFIX,
     TORN_REASON,
@@ -35,6 +34,7 @@ from athenad.sessions.files import (
     quarantine,
     report_repair,
 )
+from athenad.util.fsutil import atomic_write
 
 
 class ParsedFile(msgspec.Struct):

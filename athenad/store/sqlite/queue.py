@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 
 import msgspec
 
-from athenad import db as dbmod
+from athenad.daemon.wake import wake_workers
 from athenad.errors import (
     InvalidInput,
     InvalidTransition,
@@ -25,8 +25,7 @@ from athenad.errors import (
     StaleFence,
     UnknownParent,
 )
-from athenad.ids import new_job_id
-from athenad.jobspec import (
+from athenad.store.jobspec import (
     ClaimedJob,
     JobSpec,
     backoff_delay,
@@ -37,10 +36,12 @@ from athenad.jobspec import (
     spec_from,
     timed_out_message,
 )
-from athenad.queries import QUERIES as Q
-from athenad.timefmt import format_epoch, utc_now_text
-from athenad.waiting import FINISHED, WaitingMixin
-from athenad.wake import wake_workers
+from athenad.store.sqlite import connection as dbmod
+from athenad.store.sqlite.migrations import open_database
+from athenad.store.sqlite.queries import QUERIES as Q
+from athenad.store.waiting import FINISHED, WaitingMixin
+from athenad.util.ids import new_job_id
+from athenad.util.timefmt import format_epoch, utc_now_text
 
 __all__ = [
     "FINISHED",
@@ -84,12 +85,11 @@ class JobQueue(WaitingMixin):
         self.run_dir = Path(run_dir) if run_dir else self.db_path.parent / ".athena" / "run"
         self.sessions_dir = self.run_dir.parent / "sessions"
         self.max_interruptions = max_interruptions
+        self.conn = open_database(
+            self.db_path, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms
+        )
         if fast_writes:
-            self.conn = dbmod.fast_write_connection(self.db_path, synchronous=synchronous)
-        else:
-            self.conn = dbmod.connect(
-                self.db_path, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms
-            )
+            dbmod.tune_for_hot_writes(self.conn)
 
     def close(self) -> None:
         self.conn.close()
@@ -186,7 +186,7 @@ class JobQueue(WaitingMixin):
         """A job's session must be a well-formed id of a session that exists."""
         if session_id is None:
             return None
-        from athenad.sessions.files import SUFFIX, check_session_id
+        from athenad.storage.sessions.files import SUFFIX, check_session_id
 
         check_session_id(session_id)
         if not (self.sessions_dir / f"{session_id}{SUFFIX}").exists():

@@ -1,6 +1,6 @@
 """Conversation sessions as plain JSON Lines files under ``.athena/sessions/``."""
 
-from athenad.sessions.files import (
+from athenad.storage.sessions.files import (
     Header,
     Message,
     SessionNotFound,
@@ -8,8 +8,8 @@ from athenad.sessions.files import (
     UnsupportedFormat,
     is_valid_session_id,
 )
-from athenad.sessions.index import SessionInfo
-from athenad.sessions.manager import Checkpoint, Role, SessionManager
+from athenad.storage.sessions.index import SessionInfo
+from athenad.storage.sessions.manager import Checkpoint, Role, SessionManager
 
 __all__ = [
     "Checkpoint",

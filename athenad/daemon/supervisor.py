@@ -32,14 +32,14 @@ from athenad.config import (
     env_overrides,
     load_config,
 )
+from athenad.daemon.identity import is_local
+from athenad.daemon.notify import SystemdNotifier
+from athenad.daemon.status import heartbeat_path, kill_child_groups
 from athenad.errors import AthenaError, DaemonError, DatabaseBusy
-from athenad.fsutil import atomic_write
-from athenad.identity import is_local
-from athenad.jobs import JobQueue
-from athenad.notify import SystemdNotifier
 from athenad.paths import Home, read_pid
-from athenad.status import heartbeat_path, kill_child_groups
-from athenad.timefmt import format_epoch, parse_ts
+from athenad.store.sqlite.queue import JobQueue
+from athenad.util.fsutil import atomic_write
+from athenad.util.timefmt import format_epoch, parse_ts
 
 TICK_S = 0.25
 BOOT_TIMEOUT_S = 60.0

@@ -7,18 +7,20 @@ step. Each migration runs in one transaction together with its version bump.
 from __future__ import annotations
 
 import re
+from pathlib import Path
+from typing import Any
 
 import apsw
 
 from athenad.errors import AthenaError
+from athenad.store.sqlite.connection import connect, open_errors, write_transaction
+from athenad.store.sqlite.queries import SQL_DIR, read_sql
 
 _FILE = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 
 def available_migrations() -> list[tuple[int, str, str]]:
     """(version, file name, sql) for every migration, in order."""
-    from athenad.queries import SQL_DIR
-
     folder = SQL_DIR / "migrations"
     found = []
     for entry in folder.iterdir():
@@ -45,8 +47,6 @@ def migrate(conn: apsw.Connection) -> int:
     migrations = available_migrations()
     if current_version(conn) >= len(migrations):
         return _check_not_newer(conn, len(migrations))
-    from athenad.db import write_transaction
-
     for version, _name, sql in migrations:
         with write_transaction(conn):
             # Re-read inside the lock: another process may have migrated meanwhile.
@@ -65,3 +65,20 @@ def _check_not_newer(conn: apsw.Connection, latest: int) -> int:
             "upgrade Athena."
         )
     return version
+
+
+def open_database(path: str | Path, **options: Any) -> apsw.Connection:
+    """Open athena.db (``connect``'s options), creating or upgrading its schema."""
+    conn = connect(path, **options)
+    try:
+        with open_errors(Path(path)):
+            migrate(conn)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def schema_sql() -> str:
+    """The schema as it stands after every migration."""
+    return read_sql("schema.sql")

@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 
 from athenad.errors import InvalidInput
-from athenad.sessions.files import (
+from athenad.storage.sessions.files import (
     FORMAT_VERSION,
     Header,
     Message,
@@ -28,8 +28,8 @@ from athenad.sessions.files import (
     encode_line,
     make_message,
 )
-from athenad.sessions.manager import SessionManager, coerce_role
-from athenad.timefmt import format_ts, utc_now_text
+from athenad.storage.sessions.manager import SessionManager, coerce_role
+from athenad.util.timefmt import format_ts, utc_now_text
 
 FORMATS = ("md", "json", "jsonl")
 EXPORT_FORMAT = 1

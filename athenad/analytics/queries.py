@@ -3,7 +3,7 @@
 Every figure is computed with SQL on the live database (named queries in the
 ``analytics`` block of sql/queries.sql) and returned as plain dicts and lists, so the
 CLI, the API and tests share one source. A window is the ``since`` timestamp from
-:func:`athenad.timefmt.parse_since` (``None`` = all time) and filters on
+:func:`athenad.util.timefmt.parse_since` (``None`` = all time) and filters on
 ``created_at``; throughput alone counts jobs by when they completed. Percentiles are
 nearest-rank (the value at rank ``ceil(p * n)`` of the ordered durations).
 
@@ -23,12 +23,12 @@ import apsw
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from athenad.db import connect
 from athenad.errors import AthenaError, DatabaseUnusable
-from athenad.jobs import STATUSES, JobQueue
-from athenad.migrations import current_version, latest_version
-from athenad.queries import QUERIES as Q
-from athenad.timefmt import format_ts, parse_ts, utc_now_text
+from athenad.store.sqlite.connection import connect
+from athenad.store.sqlite.migrations import current_version, latest_version
+from athenad.store.sqlite.queries import QUERIES as Q
+from athenad.store.sqlite.queue import STATUSES, JobQueue
+from athenad.util.timefmt import format_ts, parse_ts, utc_now_text
 
 BUCKETS = {"hour": 13, "day": 10}
 OUTCOMES = ("completed", "failed", "cancelled")
@@ -52,7 +52,7 @@ def open_for_reading(path: Path) -> Iterator[apsw.Connection]:
         raise AthenaError(
             f"there is no athena.db in {path.parent} (pass --home or set ATHENA_HOME)."
         )
-    conn = connect(path, migrate=False)
+    conn = connect(path)
     try:
         conn.pragma("query_only", True)
         version = _readable_version(conn, path)

@@ -14,8 +14,8 @@ from typing import Any
 import msgspec
 import psutil
 
-from athenad.jobs import JobQueue
 from athenad.paths import Home, read_pid
+from athenad.store.sqlite.queue import JobQueue
 
 
 class WorkerHeartbeat(msgspec.Struct):

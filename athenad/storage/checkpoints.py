@@ -32,15 +32,15 @@ from typing import Any
 import msgspec
 
 from athenad.errors import AthenaError, InvalidInput
-from athenad.fsutil import fsync_dir
-from athenad.logs import LibraryLogger
-from athenad.timefmt import utc_now_text
+from athenad.util.fsutil import fsync_dir
+from athenad.util.logs import LibraryLogger
+from athenad.util.timefmt import utc_now_text
 
 FORMAT_VERSION = 1
 DEFAULT_KEEP = 3
 CHECKSUM_ALGO = "sha256"
 
-log = LibraryLogger("athenad.checkpoints")
+log = LibraryLogger("athenad.storage.checkpoints")
 
 # load_latest's default: no upper bound (``None`` means "the row records none").
 ANY_ITERATION: Any = type("AnyIteration", (), {"__repr__": lambda self: "ANY_ITERATION"})()

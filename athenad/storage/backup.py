@@ -27,11 +27,11 @@ import msgspec
 import psutil
 
 from athenad.errors import DaemonError, InvalidInput
-from athenad.logs import LibraryLogger
 from athenad.paths import Home, read_pid
-from athenad.timefmt import utc_now_text
+from athenad.util.logs import LibraryLogger
+from athenad.util.timefmt import utc_now_text
 
-log = LibraryLogger("athenad.backup")
+log = LibraryLogger("athenad.storage.backup")
 
 BACKUP_FORMAT = 1
 MANIFEST = "manifest.json"

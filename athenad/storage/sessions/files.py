@@ -37,10 +37,10 @@ from typing import Any
 import msgspec
 
 from athenad.errors import AthenaError, InvalidInput
-from athenad.logs import LibraryLogger
-from athenad.timefmt import utc_now_text
+from athenad.util.logs import LibraryLogger
+from athenad.util.timefmt import utc_now_text
 
-log = LibraryLogger("athenad.sessions")
+log = LibraryLogger("athenad.storage.sessions")
 
 FORMAT_VERSION = 1
 SUFFIX = ".jsonl"

@@ -47,30 +47,11 @@ def busy_handler(timeout_ms: int):
     return handler
 
 
-def connect(
-    path: str | Path,
-    *,
-    synchronous: str = "NORMAL",
-    busy_timeout_ms: int = BUSY_TIMEOUT_MS,
-    migrate: bool = True,
-) -> apsw.Connection:
-    """Open athena.db with Athena's pragmas, creating and migrating it when asked."""
-    mode = synchronous.upper()
-    if mode not in SYNCHRONOUS_MODES:
-        raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+@contextlib.contextmanager
+def open_errors(path: Path) -> Iterator[None]:
+    """Turn SQLite's errors on opening ``path`` into one clear DatabaseUnusable."""
     try:
-        conn = apsw.Connection(str(path))
-        conn.set_busy_timeout(busy_timeout_ms)
-        # journal_mode=WAL needs the write lock the first time; the busy timeout covers it.
-        conn.pragma("journal_mode", "wal")
-        conn.pragma("synchronous", mode)
-        conn.pragma("foreign_keys", True)
-        if migrate:
-            from athenad.migrations import migrate as apply_migrations
-
-            apply_migrations(conn)
+        yield
     except apsw.CantOpenError as exc:
         raise DatabaseUnusable(
             f"cannot open {path} ({exc}); SQLite needs to write it and its -wal and -shm files, "
@@ -78,6 +59,27 @@ def connect(
         ) from None
     except (apsw.NotADBError, apsw.CorruptError, apsw.IOError, apsw.ReadOnlyError) as exc:
         raise DatabaseUnusable(f"{path} is not a usable SQLite database: {exc}.") from None
+
+
+def connect(
+    path: str | Path,
+    *,
+    synchronous: str = "NORMAL",
+    busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+) -> apsw.Connection:
+    """Open athena.db with Athena's pragmas, as it is (migrations.open_database migrates)."""
+    mode = synchronous.upper()
+    if mode not in SYNCHRONOUS_MODES:
+        raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open_errors(path):
+        conn = apsw.Connection(str(path))
+        conn.set_busy_timeout(busy_timeout_ms)
+        # journal_mode=WAL needs the write lock the first time; the busy timeout covers it.
+        conn.pragma("journal_mode", "wal")
+        conn.pragma("synchronous", mode)
+        conn.pragma("foreign_keys", True)
     return conn
 
 
@@ -115,17 +117,9 @@ def write_transaction(conn: apsw.Connection, *, timeout_s: float = 30.0) -> Iter
         conn.execute("COMMIT")
 
 
-def fast_write_connection(path: str | Path, *, synchronous: str = "NORMAL") -> apsw.Connection:
-    """A connection for hot write loops (workers): short jittered busy waits."""
-    conn = connect(path, synchronous=synchronous)
+def tune_for_hot_writes(conn: apsw.Connection) -> None:
+    """For hot write loops (workers): short jittered busy waits, rarer WAL checkpoints."""
     conn.set_busy_handler(busy_handler(BUSY_TIMEOUT_MS))
     # Checkpoint every ~40 MB of WAL rather than ~4 MB: hot pages are written back once
     # per checkpoint instead of again and again, and workers stall on checkpoints less.
     conn.pragma("wal_autocheckpoint", 10_000)
-    return conn
-
-
-def schema_sql() -> str:
-    from athenad.queries import read_sql
-
-    return read_sql("schema.sql")
