@@ -29,6 +29,7 @@ from athenad.storage.checkpoints import (
     CheckpointStore,
 )
 from athenad.storage.sessions import Message, Role, SessionInfo, SessionManager
+from athenad.store.contract import JobStore
 from athenad.store.sqlite.queue import JobQueue
 from athenad.store.waiting import run_parallel_tasks, wait_for_jobs
 from athenad.util.timefmt import parse_since
@@ -188,7 +189,7 @@ class TaskOrchestrator:
         """
         return await self.queue_thread.run(lambda queue: self._latest_checkpoint(queue, job_id))
 
-    def _latest_checkpoint(self, queue: JobQueue, job_id: str) -> dict[str, Any]:
+    def _latest_checkpoint(self, queue: JobStore, job_id: str) -> dict[str, Any]:
         job = queue.get(job_id)
         recorded = job.get("checkpoint_iteration")
         checkpoint = self.checkpoints.load_latest(

@@ -3,7 +3,7 @@
 A submit of thousands of jobs, or any call waiting for a write lock another process
 holds, takes long enough to freeze an event loop; here it runs on one background
 thread while the loop goes on. An apsw connection stays on the thread that opened
-it, so the thread opens its own :class:`~athenad.store.sqlite.queue.JobQueue` on first use and
+it, so the thread opens its own queue (a :class:`~athenad.store.contract.JobStore`) on first use and
 closes it in :meth:`QueueThread.close`. Calls run one at a time, in order.
 """
 
@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
-    from athenad.store.sqlite.queue import JobQueue
+    from athenad.store.contract import JobStore
 
 T = TypeVar("T")
 
@@ -24,15 +24,15 @@ T = TypeVar("T")
 class QueueThread:
     """Runs ``work(queue)`` calls on one thread that owns the queue ``open_queue()`` makes."""
 
-    def __init__(self, open_queue: Callable[[], JobQueue]) -> None:
+    def __init__(self, open_queue: Callable[[], JobStore]) -> None:
         self._open_queue = open_queue
-        self._queue: JobQueue | None = None  # touched only on the thread
+        self._queue: JobStore | None = None  # touched only on the thread
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="athena-queue")
         self._state_lock = threading.Lock()
         self._used = False
         self._closed = False
 
-    async def run(self, work: Callable[[JobQueue], T]) -> T:
+    async def run(self, work: Callable[[JobStore], T]) -> T:
         """Run ``work`` with the thread's queue; the caller's event loop keeps running.
 
         Cancelling the awaiting task does not stop work that already started: a
@@ -45,7 +45,7 @@ class QueueThread:
             future = self._executor.submit(self._call, work)
         return await asyncio.wrap_future(future)
 
-    def _call(self, work: Callable[[JobQueue], T]) -> T:
+    def _call(self, work: Callable[[JobStore], T]) -> T:
         if self._queue is None:
             self._queue = self._open_queue()
         return work(self._queue)

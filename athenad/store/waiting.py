@@ -10,20 +10,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Generator, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from athenad.errors import InvalidInput, JobFailed, JobNotFound, WaitTimeout
 from athenad.queue_thread import QueueThread
+from athenad.store.contract import JobStore, States
 from athenad.store.jobspec import spec_from
-from athenad.store.sqlite.connection import SYNCHRONOUS_MODES
-
-if TYPE_CHECKING:
-    from athenad.store.sqlite.queue import JobQueue
 
 FINISHED = frozenset({"completed", "failed", "cancelled"})
 
-# (status, result, error, cancelled_by) of each job, by id.
-States = dict[str, tuple[str, Any, str | None, str | None]]
 # Yields (seconds to sleep, states so far); returns the final states.
 WaitSteps = Generator[tuple[float, States], None, States]
 
@@ -62,10 +57,10 @@ async def wait_for_jobs(
     """
     steps: WaitSteps | None = None
 
-    def poll(queue: JobQueue) -> tuple[float | None, States]:
+    def poll(queue: JobStore) -> tuple[float | None, States]:
         nonlocal steps
         if steps is None:
-            steps = queue.wait_steps(job_ids, timeout)
+            steps = wait_steps(queue, job_ids, timeout)
         try:
             return next(steps)
         except StopIteration as finished:  # it cannot cross into an asyncio future
@@ -78,7 +73,7 @@ async def wait_for_jobs(
         await asyncio.sleep(delay)
 
 
-def wait(queue: JobQueue, job_ids: Sequence[str], timeout: float | None = None) -> list[Any]:
+def wait(queue: JobStore, job_ids: Sequence[str], timeout: float | None = None) -> list[Any]:
     """The blocking twin of :func:`wait_for_jobs`, on the caller's thread."""
     steps = wait_steps(queue, job_ids, timeout)
     try:
@@ -89,7 +84,7 @@ def wait(queue: JobQueue, job_ids: Sequence[str], timeout: float | None = None) 
         return results(job_ids, finished.value)
 
 
-def wait_steps(queue: JobQueue, job_ids: Sequence[str], timeout: float | None = None) -> WaitSteps:
+def wait_steps(queue: JobStore, job_ids: Sequence[str], timeout: float | None = None) -> WaitSteps:
     """Poll until every job finished, for sync and async waiters alike.
 
     Yields ``(seconds to sleep, states so far)``; returns the final states. Polls
@@ -112,7 +107,7 @@ def wait_steps(queue: JobQueue, job_ids: Sequence[str], timeout: float | None = 
         delay = min(delay * 1.5, 0.2)
 
 
-def poll_finished(queue: JobQueue, job_ids: Sequence[str]) -> tuple[bool, States]:
+def poll_finished(queue: JobStore, job_ids: Sequence[str]) -> tuple[bool, States]:
     """(all finished?, states); unknown ids raise JobNotFound."""
     states = queue.states(job_ids)
     missing = [job_id for job_id in job_ids if job_id not in states]
@@ -139,55 +134,3 @@ def _timeout_error(job_ids: Sequence[str], states: States, timeout: float | None
         f"{len(waiting)} of {len(job_ids)} jobs still unfinished after {timeout:g} s "
         f"(first: {waiting[0]}, {states[waiting[0]][0]})."
     )
-
-
-class WaitingMixin:
-    """JobQueue's waiting calls; the functions above do the work (JobQueue alone mixes it in).
-
-    Its async calls run on a thread opened for the call, with a connection of its own
-    to the same database.
-    """
-
-    async def run_parallel_tasks(
-        self, tasks: Sequence[Mapping[str, Any]], then: Mapping[str, Any] | None = None
-    ) -> list[str]:
-        """Submit tasks to run in parallel; ``then`` runs after all of them (its id is last)."""
-        thread = self._thread_for_one_call()
-        try:
-            return await run_parallel_tasks(thread, tasks, then)
-        finally:
-            thread.close(wait=False)
-
-    async def wait_for_jobs(
-        self, job_ids: Sequence[str], timeout: float | None = None
-    ) -> list[Any]:
-        """Wait until every job finished; their results in order (see :func:`wait_for_jobs`)."""
-        thread = self._thread_for_one_call()
-        try:
-            return await wait_for_jobs(thread, job_ids, timeout)
-        finally:
-            thread.close(wait=False)
-
-    def wait(self, job_ids: Sequence[str], timeout: float | None = None) -> list[Any]:
-        """The blocking twin of :meth:`wait_for_jobs`."""
-        return wait(self._queue, job_ids, timeout)
-
-    def wait_steps(self, job_ids: Sequence[str], timeout: float | None = None) -> WaitSteps:
-        """See :func:`wait_steps`."""
-        return wait_steps(self._queue, job_ids, timeout)
-
-    def poll_finished(self, job_ids: Sequence[str]) -> tuple[bool, States]:
-        """(all finished?, states); unknown ids raise JobNotFound."""
-        return poll_finished(self._queue, job_ids)
-
-    @property
-    def _queue(self) -> JobQueue:
-        return cast("JobQueue", self)
-
-    def _thread_for_one_call(self) -> QueueThread:
-        queue = self._queue
-        # The same durability as this queue's own connection (PRAGMA synchronous: 0..3).
-        synchronous = SYNCHRONOUS_MODES[queue.conn.pragma("synchronous")]
-        return QueueThread(
-            lambda: type(queue)(queue.db_path, synchronous=synchronous, run_dir=queue.run_dir)
-        )

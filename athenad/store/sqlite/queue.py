@@ -17,7 +17,6 @@ from typing import Any, NoReturn
 
 import msgspec
 
-from athenad.daemon.wake import wake_workers
 from athenad.errors import (
     InvalidInput,
     InvalidTransition,
@@ -25,6 +24,9 @@ from athenad.errors import (
     StaleFence,
     UnknownParent,
 )
+from athenad.queue_thread import QueueThread
+from athenad.store import waiting
+from athenad.store.contract import States
 from athenad.store.jobspec import (
     ClaimedJob,
     JobSpec,
@@ -39,7 +41,8 @@ from athenad.store.jobspec import (
 from athenad.store.sqlite import connection as dbmod
 from athenad.store.sqlite.migrations import open_database
 from athenad.store.sqlite.queries import QUERIES as Q
-from athenad.store.waiting import FINISHED, WaitingMixin
+from athenad.store.sqlite.wake import wake_workers
+from athenad.store.waiting import FINISHED
 from athenad.util.ids import new_job_id
 from athenad.util.timefmt import format_epoch, utc_now_text
 
@@ -68,7 +71,7 @@ def _later(seconds: float) -> str:
     return format_epoch(time.time() + seconds)
 
 
-class JobQueue(WaitingMixin):
+class JobQueue:
     """The SQLite job queue at ``db_path``; one instance per process and thread."""
 
     def __init__(
@@ -623,3 +626,44 @@ class JobQueue(WaitingMixin):
         """{id: (status, result, error, cancelled_by)} for the given ids that exist."""
         rows = self.conn.execute(Q["jobs_states"], {"ids": json.dumps(list(job_ids))})
         return {r[0]: (r[1], decode_json(r[2]), r[3], r[4]) for r in rows}
+
+    # ---- waiting ----------------------------------------------------------------------
+
+    async def run_parallel_tasks(
+        self, tasks: Sequence[Mapping[str, Any]], then: Mapping[str, Any] | None = None
+    ) -> list[str]:
+        """Submit tasks to run in parallel; ``then`` runs after all of them (its id is last)."""
+        thread = self._thread_for_one_call()
+        try:
+            return await waiting.run_parallel_tasks(thread, tasks, then)
+        finally:
+            thread.close(wait=False)
+
+    async def wait_for_jobs(
+        self, job_ids: Sequence[str], timeout: float | None = None
+    ) -> list[Any]:
+        """Wait until every job finished; their results in order (see :func:`wait_for_jobs`)."""
+        thread = self._thread_for_one_call()
+        try:
+            return await waiting.wait_for_jobs(thread, job_ids, timeout)
+        finally:
+            thread.close(wait=False)
+
+    def wait(self, job_ids: Sequence[str], timeout: float | None = None) -> list[Any]:
+        """The blocking twin of :meth:`wait_for_jobs`."""
+        return waiting.wait(self, job_ids, timeout)
+
+    def wait_steps(self, job_ids: Sequence[str], timeout: float | None = None) -> waiting.WaitSteps:
+        """See :func:`wait_steps`."""
+        return waiting.wait_steps(self, job_ids, timeout)
+
+    def poll_finished(self, job_ids: Sequence[str]) -> tuple[bool, States]:
+        """(all finished?, states); unknown ids raise JobNotFound."""
+        return waiting.poll_finished(self, job_ids)
+
+    def _thread_for_one_call(self) -> QueueThread:
+        # The same durability as this queue's own connection (PRAGMA synchronous: 0..3).
+        synchronous = dbmod.SYNCHRONOUS_MODES[self.conn.pragma("synchronous")]
+        return QueueThread(
+            lambda: JobQueue(self.db_path, synchronous=synchronous, run_dir=self.run_dir)
+        )

@@ -1,0 +1,146 @@
+"""The backend contract: every operation the queue needs, whatever the database.
+
+The SQLite backend (``store/sqlite``) implements it today; every other backend must
+give the same results for the same calls, which the conformance suite checks. The
+semantics that must match exactly:
+
+- statuses: ``blocked`` (waiting on parents), ``pending``, ``running``, ``completed``,
+  ``failed``, ``cancelled``;
+- a claim hands out a *fence* that grows on every claim, and a *lease* that the holder
+  renews; any write carrying an old fence changes nothing (StaleFence, or '' from
+  ``rescue``), and any daemon may take back a job whose lease lapsed;
+- attempts: a failure with attempts left goes back to ``pending`` after a backoff; an
+  interruption (``rescue``) spends no attempt but counts toward the poison-pill cap,
+  past which the job fails;
+- a completion releases dependents in the same transaction; a final failure or a
+  cancel cancels every unfinished descendant, naming the cause in ``cancelled_by``;
+- ``retry`` brings a failed or cancelled job back, with the descendants it cancelled.
+
+Rows are dicts of column name to value (``get``, ``list_jobs``, ``running_jobs``), with
+the columns of the ``jobs`` table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol
+
+from athenad.store.jobspec import ClaimedJob, JobSpec
+
+# (status, result, error, cancelled_by) of each job, by id.
+States = dict[str, tuple[str, Any, str | None, str | None]]
+
+
+class JobStore(Protocol):
+    """A job queue on one database, for one process and thread."""
+
+    def close(self) -> None: ...
+
+    # ---- submitting -------------------------------------------------------------------
+
+    def submit(self, type: str, payload: Any = None, **options: Any) -> str:
+        """Submit one job (options are JobSpec fields); returns its id."""
+        ...
+
+    def submit_many(self, tasks: Iterable[JobSpec | Mapping[str, Any]]) -> list[str]:
+        """Submit jobs in one transaction; ``after`` may name earlier ones by index."""
+        ...
+
+    # ---- the worker's side ------------------------------------------------------------
+
+    def claim(
+        self, worker_id: str, worker_pid: int | None = None, *, lease_s: float = ...
+    ) -> ClaimedJob | None:
+        """Take the next ready job (priority, then age), or None."""
+        ...
+
+    def complete(self, job_id: str, fence: int, result: Any = None) -> list[str]:
+        """Store the result and release dependents; returns the ids made ready."""
+        ...
+
+    def complete_and_claim(
+        self,
+        job_id: str,
+        fence: int,
+        result: Any,
+        worker_id: str,
+        worker_pid: int | None = None,
+        *,
+        lease_s: float = ...,
+    ) -> tuple[list[str], ClaimedJob | None]:
+        """Complete a job and claim the next in one transaction."""
+        ...
+
+    def fail(
+        self,
+        job_id: str,
+        fence: int,
+        error: str,
+        traceback: str | None = None,
+        *,
+        retryable: bool = True,
+    ) -> str:
+        """A failed attempt: 'pending' (retried after a backoff) or 'failed'."""
+        ...
+
+    def finish_cancelled(
+        self, job_id: str, fence: int, reason: str = "cancelled by request"
+    ) -> None: ...
+
+    def renew_lease(
+        self, job_id: str, fence: int, *, lease_s: float = ..., timeout_s: float = ...
+    ) -> bool:
+        """Extend the lease; returns whether cancellation was asked for."""
+        ...
+
+    def job_control(self, job_id: str) -> tuple[int, str, bool] | None:
+        """(fence, status, cancel asked) of a job, without taking a write lock."""
+        ...
+
+    def record_checkpoint(self, job_id: str, fence: int, iteration: int) -> None: ...
+
+    def record_checkpoint_unheld(self, job_id: str, iteration: int) -> bool: ...
+
+    def record_resume(
+        self, job_id: str, fence: int, resumed_from: int, note: str | None
+    ) -> None: ...
+
+    # ---- the user's side --------------------------------------------------------------
+
+    def cancel(self, job_id: str) -> str:
+        """'cancelled' for a waiting job, 'cancelling' for a running one (asked)."""
+        ...
+
+    def retry(self, job_id: str) -> str:
+        """A failed or cancelled job waits again: 'pending' or 'blocked'."""
+        ...
+
+    # ---- the supervisor's side --------------------------------------------------------
+
+    def running_jobs(self) -> list[dict[str, Any]]: ...
+
+    def rescue(
+        self,
+        job_id: str,
+        fence: int,
+        *,
+        reason: str,
+        count_interruption: bool = True,
+        ran_until: str | None = None,
+    ) -> str:
+        """Requeue a running job whose worker is gone; '' when the fence moved."""
+        ...
+
+    def expire_timed_out(self, job_id: str, fence: int, timeout_s: float) -> str: ...
+
+    # ---- reading ----------------------------------------------------------------------
+
+    def get(self, job_id: str) -> dict[str, Any]: ...
+
+    def list_jobs(
+        self, *, status: str | None = None, type: str | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]: ...
+
+    def counts(self) -> dict[str, int]: ...
+
+    def states(self, job_ids: Sequence[str]) -> States: ...
