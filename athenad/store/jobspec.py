@@ -107,6 +107,45 @@ def spec_from(item: JobSpec | Mapping[str, Any]) -> JobSpec:
     return JobSpec(**fields)
 
 
+def checked_fields(spec: JobSpec, index: int) -> dict[str, Any]:
+    """The columns a submitted job's row takes from its spec, each checked."""
+    what = f"the payload of task {index} ({spec.type!r})"
+    return {
+        "type": spec.type,
+        "agent_type": spec.agent_type or spec.type,
+        "payload": encode_json(spec.payload, what),
+        "priority": check_int("priority", spec.priority),
+        "max_attempts": check_int("max_attempts", spec.max_attempts, 1),
+        "backoff_s": check_seconds("backoff_s", spec.backoff_s, allow_none=False),
+        "timeout_s": check_seconds("timeout", spec.timeout_s, allow_none=True),
+    }
+
+
+def resolve_parents(
+    after: Sequence[str | int] | str | int, index: int, ids: list[str]
+) -> list[str]:
+    """Parent ids of task ``index``: ids as given, batch indexes turned into ids, no repeats."""
+    parents: list[str] = []
+    seen: set[str] = set()  # a fan-in after thousands of tasks: no quadratic scan
+    if isinstance(after, str | int):
+        after = [after]
+    for ref in after:
+        if isinstance(ref, bool):
+            raise InvalidInput(f"dependency {ref!r} is neither a job id nor a batch index.")
+        if isinstance(ref, int):
+            if not 0 <= ref < index:
+                raise InvalidInput(
+                    f"task {index} depends on batch index {ref}, which is not an earlier task."
+                )
+            ref = ids[ref]
+        elif not isinstance(ref, str):
+            raise InvalidInput(f"dependency {ref!r} is neither a job id nor a batch index.")
+        if ref not in seen:
+            seen.add(ref)
+            parents.append(ref)
+    return parents
+
+
 def timed_out_message(seconds: float | None) -> str:
     """The error of a job stopped by its timeout."""
     return "timed out" if seconds is None else f"timed out after {seconds:g} s"

@@ -26,15 +26,16 @@ from athenad.errors import (
 )
 from athenad.queue_thread import QueueThread
 from athenad.store import waiting
-from athenad.store.contract import States
+from athenad.store.contract import STATUSES, States
 from athenad.store.jobspec import (
     ClaimedJob,
     JobSpec,
     backoff_delay,
     check_int,
-    check_seconds,
+    checked_fields,
     decode_json,
     encode_json,
+    resolve_parents,
     spec_from,
     timed_out_message,
 )
@@ -56,7 +57,6 @@ __all__ = [
     "encode_json",
 ]
 
-STATUSES = ("blocked", "pending", "running", "completed", "failed", "cancelled")
 DEFAULT_LEASE_S = 60.0
 DEFAULT_MAX_INTERRUPTIONS = 3
 
@@ -173,17 +173,7 @@ class JobQueue:
         return ids
 
     def _prepare(self, spec: JobSpec, index: int) -> dict[str, Any]:
-        what = f"the payload of task {index} ({spec.type!r})"
-        return {
-            "type": spec.type,
-            "agent_type": spec.agent_type or spec.type,
-            "payload": encode_json(spec.payload, what),
-            "priority": check_int("priority", spec.priority),
-            "max_attempts": check_int("max_attempts", spec.max_attempts, 1),
-            "backoff_s": check_seconds("backoff_s", spec.backoff_s, allow_none=False),
-            "timeout_s": check_seconds("timeout", spec.timeout_s, allow_none=True),
-            "session_id": self._check_session(spec.session_id),
-        }
+        return {**checked_fields(spec, index), "session_id": self._check_session(spec.session_id)}
 
     def _check_session(self, session_id: Any) -> str | None:
         """A job's session must be a well-formed id of a session that exists."""
@@ -198,25 +188,7 @@ class JobQueue:
 
     @staticmethod
     def _resolve_parents(after: Sequence[str | int], index: int, ids: list[str]) -> list[str]:
-        parents: list[str] = []
-        seen: set[str] = set()  # a fan-in after thousands of tasks: no quadratic scan
-        if isinstance(after, str | int):
-            after = [after]
-        for ref in after:
-            if isinstance(ref, bool):
-                raise InvalidInput(f"dependency {ref!r} is neither a job id nor a batch index.")
-            if isinstance(ref, int):
-                if not 0 <= ref < index:
-                    raise InvalidInput(
-                        f"task {index} depends on batch index {ref}, which is not an earlier task."
-                    )
-                ref = ids[ref]
-            elif not isinstance(ref, str):
-                raise InvalidInput(f"dependency {ref!r} is neither a job id nor a batch index.")
-            if ref not in seen:
-                seen.add(ref)
-                parents.append(ref)
-        return parents
+        return resolve_parents(after, index, ids)
 
     def _parent_state(self, parent: str) -> tuple[str, str | None]:
         row = self._one("parent_state", {"id": parent})
