@@ -1,0 +1,522 @@
+"""The PostgreSQL job queue: the same operations and results as the SQLite JobQueue.
+
+Every state change is one transaction on a connection borrowed from a small pool. A
+claim is one statement (``FOR UPDATE SKIP LOCKED``), so workers on many hosts never
+wait on each other for the next job. Rows a report is checked against are locked
+(``FOR UPDATE``) where SQLite's ``BEGIN IMMEDIATE`` would have serialised the writers.
+Times come from the database's clock, so hosts agree on leases and backoffs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, NoReturn
+
+import psycopg
+from psycopg.rows import dict_row
+
+from athenad.errors import (
+    DatabaseBusy,
+    InvalidInput,
+    InvalidTransition,
+    JobNotFound,
+    StaleFence,
+    UnknownParent,
+)
+from athenad.store.contract import States
+from athenad.store.jobspec import (
+    ClaimedJob,
+    JobSpec,
+    backoff_delay,
+    check_int,
+    checked_fields,
+    decode_json,
+    encode_json,
+    resolve_parents,
+    spec_from,
+    timed_out_message,
+)
+from athenad.store.postgres.connection import DEFAULT_SCHEMA, check_schema, open_pool
+from athenad.store.postgres.migrations import migrate
+from athenad.store.postgres.queries import QUERIES as Q
+from athenad.store.postgres.rows import as_text_times, claimed_job, job_dict
+from athenad.util.ids import new_job_id
+
+STATUSES = ("blocked", "pending", "running", "completed", "failed", "cancelled")
+DEFAULT_LEASE_S = 60.0
+DEFAULT_MAX_INTERRUPTIONS = 3
+# The channel idle workers listen on; the payload is the schema (the queue).
+NOTIFY_CHANNEL = "athena_jobs"
+
+
+class PostgresJobQueue:
+    """The job queue in ``schema`` of the database at ``url``; one per process and thread.
+
+    ``session_exists`` tells whether a session id names a stored session; without it
+    only the id's form is checked.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        schema: str = DEFAULT_SCHEMA,
+        max_interruptions: int = DEFAULT_MAX_INTERRUPTIONS,
+        session_exists: Callable[[str], bool] | None = None,
+    ) -> None:
+        self.url = url
+        self.schema = check_schema(schema)
+        self.max_interruptions = max_interruptions
+        self.session_exists = session_exists
+        self.pool = open_pool(url, schema)
+        try:
+            with self.pool.connection() as conn:
+                migrate(conn, schema)
+        except BaseException:
+            self.pool.close()
+            raise
+
+    def close(self) -> None:
+        self.pool.close()
+
+    def __enter__(self) -> PostgresJobQueue:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[psycopg.Connection[Any]]:
+        """One transaction: committed when the body returns, rolled back when it raises."""
+        with self.pool.connection() as conn:
+            yield conn
+
+    @staticmethod
+    def _one(conn: psycopg.Connection[Any], name: str, params: Mapping[str, Any]) -> Any:
+        return conn.execute(Q[name], params).fetchone()
+
+    def _notify(self, conn: psycopg.Connection[Any]) -> None:
+        # pg_notify in the transaction: delivered at commit, and only if it commits.
+        conn.execute(Q["notify_ready"], {"schema": self.schema})
+
+    # ---- submitting -------------------------------------------------------------------
+
+    def submit(self, type: str, payload: Any = None, **options: Any) -> str:
+        """Submit one job and return its id. Options are :class:`JobSpec` fields."""
+        return self.submit_many([{"type": type, "payload": payload, **options}])[0]
+
+    def submit_many(self, tasks: Iterable[JobSpec | Mapping[str, Any]]) -> list[str]:
+        """Submit jobs in one transaction; ``after`` may name earlier jobs of the batch by index."""
+        specs = [spec_from(task) for task in tasks]
+        prepared = [self._prepare(spec, index) for index, spec in enumerate(specs)]
+        ids = [new_job_id() for _ in specs]
+        with self._tx() as conn:
+            states: dict[str, tuple[str, str | None]] = {}
+            made_ready = False
+            for index, (spec, row) in enumerate(zip(specs, prepared, strict=True)):
+                parents = resolve_parents(spec.after, index, ids)
+                unfinished = 0
+                dead: tuple[str, str] | None = None
+                for parent in parents:
+                    status, cause = states.get(parent) or self._parent_state(conn, parent)
+                    if status in ("failed", "cancelled") and dead is None:
+                        dead = (cause or parent, status)
+                    elif status != "completed":
+                        unfinished += 1
+                row.update(
+                    id=ids[index],
+                    delay_s=float(spec.delay_s or 0.0),
+                    parent_job_id=parents[0] if parents else None,
+                    pending_parents=unfinished,
+                    status="blocked" if unfinished else "pending",
+                    cancelled_by=None,
+                    error=None,
+                )
+                if dead is not None:
+                    row.update(
+                        status="cancelled",
+                        cancelled_by=dead[0],
+                        error=f"cancelled because ancestor {dead[0]} {dead[1]}",
+                    )
+                made_ready = made_ready or row["status"] == "pending"
+                conn.execute(Q["insert_job"], row)
+                for parent in parents:
+                    conn.execute(Q["insert_edge"], {"job_id": ids[index], "parent_id": parent})
+                states[ids[index]] = (row["status"], row["cancelled_by"])
+            if made_ready:
+                self._notify(conn)
+        return ids
+
+    def _prepare(self, spec: JobSpec, index: int) -> dict[str, Any]:
+        return {**checked_fields(spec, index), "session_id": self._check_session(spec.session_id)}
+
+    def _check_session(self, session_id: Any) -> str | None:
+        """A job's session must be a well-formed id (and exist, when we can tell)."""
+        if session_id is None:
+            return None
+        from athenad.storage.sessions.files import check_session_id
+
+        check_session_id(session_id)
+        if self.session_exists is not None and not self.session_exists(session_id):
+            raise InvalidInput(f"session {session_id!r} does not exist.")
+        return str(session_id)
+
+    @staticmethod
+    def _parent_state(conn: psycopg.Connection[Any], parent: str) -> tuple[str, str | None]:
+        row = conn.execute(Q["parent_state"], {"id": parent}).fetchone()
+        if row is None:
+            raise UnknownParent(f"dependency {parent!r} is not an existing job.")
+        return row[1], row[2]
+
+    # ---- the worker's side ------------------------------------------------------------
+
+    def claim(
+        self, worker_id: str, worker_pid: int | None = None, *, lease_s: float = DEFAULT_LEASE_S
+    ) -> ClaimedJob | None:
+        """Take the next ready job for this worker, or None when none is ready."""
+        with self._tx() as conn:
+            return self._claim(conn, worker_id, worker_pid, lease_s)
+
+    @staticmethod
+    def _claim(
+        conn: psycopg.Connection[Any], worker_id: str, worker_pid: int | None, lease_s: float
+    ) -> ClaimedJob | None:
+        lease_started = time.monotonic()
+        params = {
+            "worker_id": worker_id,
+            "worker_pid": worker_pid if worker_pid is not None else os.getpid(),
+            "lease_s": float(lease_s),
+        }
+        row = conn.execute(Q["claim_job"], params).fetchone()
+        return None if row is None else claimed_job(row, lease_started)
+
+    def complete(self, job_id: str, fence: int, result: Any = None) -> list[str]:
+        """Store the result and release dependents in one transaction; returns released ids."""
+        encoded = encode_json(result, f"the result of job {job_id}")
+        with self._tx() as conn:
+            released = self._complete(conn, job_id, fence, encoded)
+            if released:
+                self._notify(conn)
+        return released
+
+    def complete_and_claim(
+        self,
+        job_id: str,
+        fence: int,
+        result: Any,
+        worker_id: str,
+        worker_pid: int | None = None,
+        *,
+        lease_s: float = DEFAULT_LEASE_S,
+    ) -> tuple[list[str], ClaimedJob | None]:
+        """Complete a job and claim the next in the same transaction (one commit, not two)."""
+        encoded = encode_json(result, f"the result of job {job_id}")
+        with self._tx() as conn:
+            released = self._complete(conn, job_id, fence, encoded)
+            claimed = self._claim(conn, worker_id, worker_pid, lease_s)
+            # This worker runs one job next; any other ready job needs another worker.
+            if any(claimed is None or child != claimed.id for child in released):
+                self._notify(conn)
+        return released, claimed
+
+    def _complete(
+        self, conn: psycopg.Connection[Any], job_id: str, fence: int, encoded: str
+    ) -> list[str]:
+        cursor = conn.execute(Q["complete_job"], {"id": job_id, "fence": fence, "result": encoded})
+        if cursor.rowcount != 1:
+            self._refuse_stale(conn, job_id, fence)
+        rows = conn.execute(Q["release_dependents"], {"id": job_id}).fetchall()
+        # RETURNING comes in no particular order; SQLite's follows the ids.
+        return sorted(child for child, status in rows if status == "pending")
+
+    def _refuse_stale(self, conn: psycopg.Connection[Any], job_id: str, fence: int) -> NoReturn:
+        row = self._one(conn, "running_job", {"id": job_id})
+        if row is None:
+            raise JobNotFound(f"job {job_id!r} does not exist.")
+        raise StaleFence(
+            f"job {job_id} is {row[4]} with fence {row[3]}; this worker's fence {fence} is stale."
+        )
+
+    def _held_row(self, conn: psycopg.Connection[Any], job_id: str, fence: int) -> Any:
+        """The running job's row, locked; StaleFence when this fence no longer holds it."""
+        row = self._one(conn, "running_job", {"id": job_id})
+        if row is None:
+            raise JobNotFound(f"job {job_id!r} does not exist.")
+        if row[4] != "running" or row[3] != fence:
+            self._refuse_stale(conn, job_id, fence)
+        return row
+
+    def fail(
+        self,
+        job_id: str,
+        fence: int,
+        error: str,
+        traceback: str | None = None,
+        *,
+        retryable: bool = True,
+    ) -> str:
+        """Record a failed attempt: retry after a backoff while attempts remain, else fail."""
+        with self._tx() as conn:
+            attempts, max_attempts, backoff_s, *_rest, cancel_asked = self._held_row(
+                conn, job_id, fence
+            )
+            params = {"id": job_id, "fence": fence, "error": error, "traceback": traceback}
+            if retryable and attempts < max_attempts and cancel_asked is None:
+                params["backoff_s"] = backoff_delay(attempts, backoff_s)
+                conn.execute(Q["retry_later"], params)
+                return "pending"
+            self._finish(conn, job_id, fence, "failed", error, traceback)
+            return "failed"
+
+    def finish_cancelled(
+        self, job_id: str, fence: int, reason: str = "cancelled by request"
+    ) -> None:
+        """End a running job whose cancellation was asked for."""
+        with self._tx() as conn:
+            self._held_row(conn, job_id, fence)
+            self._finish(conn, job_id, fence, "cancelled", reason, None)
+
+    def _finish(
+        self,
+        conn: psycopg.Connection[Any],
+        job_id: str,
+        fence: int,
+        status: str,
+        error: str,
+        traceback: str | None,
+        ran_until: str | None = None,
+    ) -> None:
+        conn.execute(
+            Q["finish_job"],
+            {
+                "id": job_id,
+                "fence": fence,
+                "status": status,
+                "error": error,
+                "traceback": traceback,
+                "ran_until": ran_until,
+            },
+        )
+        verb = "failed" if status == "failed" else "was cancelled"
+        self._cancel_descendants(conn, job_id, verb)
+
+    @staticmethod
+    def _cancel_descendants(conn: psycopg.Connection[Any], job_id: str, verb: str) -> None:
+        error = f"cancelled because ancestor {job_id} {verb}"
+        conn.execute(Q["cancel_descendants"], {"id": job_id, "root": job_id, "error": error})
+
+    def renew_lease(
+        self,
+        job_id: str,
+        fence: int,
+        *,
+        lease_s: float = DEFAULT_LEASE_S,
+        timeout_s: float = 30.0,
+    ) -> bool:
+        """Extend the lease; returns whether cancellation was asked for.
+
+        Raises StaleFence when another worker holds the job now, and DatabaseBusy when
+        the row stayed locked for ``timeout_s``.
+        """
+        try:
+            with self._tx() as conn:
+                conn.execute(Q["lock_timeout"], {"timeout": f"{int(timeout_s * 1000)}ms"})
+                row = self._one(
+                    conn, "renew_lease", {"id": job_id, "fence": fence, "lease_s": float(lease_s)}
+                )
+                if row is None:
+                    self._refuse_stale(conn, job_id, fence)
+        except psycopg.errors.LockNotAvailable:
+            raise DatabaseBusy(
+                f"job {job_id} stayed locked for {timeout_s:g} s; its lease was not renewed."
+            ) from None
+        return row[0] is not None
+
+    def job_control(self, job_id: str) -> tuple[int, str, bool] | None:
+        """(fence, status, cancel asked) of a job, read without a write lock."""
+        with self._tx() as conn:
+            row = self._one(conn, "job_control", {"id": job_id})
+        return None if row is None else (row[0], row[1], bool(row[2]))
+
+    def record_checkpoint(self, job_id: str, fence: int, iteration: int) -> None:
+        """Note the job's latest checkpoint; only the worker holding the job may."""
+        with self._tx() as conn:
+            params = {"id": job_id, "fence": fence, "iteration": iteration}
+            if conn.execute(Q["record_checkpoint"], params).rowcount != 1:
+                self._refuse_stale(conn, job_id, fence)
+
+    def record_checkpoint_unheld(self, job_id: str, iteration: int) -> bool:
+        """Note a checkpoint of a job that no worker holds; False if one claimed it meanwhile."""
+        with self._tx() as conn:
+            params = {"id": job_id, "iteration": iteration}
+            return conn.execute(Q["record_checkpoint_unheld"], params).rowcount == 1
+
+    def record_resume(self, job_id: str, fence: int, resumed_from: int, note: str | None) -> None:
+        """Note where this run started (0 = from scratch) and why, on the job's row."""
+        with self._tx() as conn:
+            conn.execute(
+                Q["record_resume"],
+                {"id": job_id, "fence": fence, "resumed_from": resumed_from, "note": note},
+            )
+
+    # ---- the user's side --------------------------------------------------------------
+
+    def cancel(self, job_id: str) -> str:
+        """Cancel a job: waiting jobs end now with their descendants; running ones are asked."""
+        with self._tx() as conn:
+            row = self._one(conn, "job_status", {"id": job_id})
+            if row is None:
+                raise JobNotFound(f"job {job_id!r} does not exist.")
+            status = row[0]
+            if status in ("blocked", "pending"):
+                conn.execute(
+                    Q["cancel_waiting_job"], {"id": job_id, "error": "cancelled by request"}
+                )
+                self._cancel_descendants(conn, job_id, "was cancelled")
+                return "cancelled"
+            if status == "running":
+                conn.execute(Q["request_cancel"], {"id": job_id})
+                return "cancelling"
+            if status == "cancelled":
+                return "cancelled"
+            raise InvalidTransition(
+                f"job {job_id} is already {status}; there is nothing to cancel."
+            )
+
+    def retry(self, job_id: str) -> str:
+        """Make a failed or cancelled job run again; descendants it cancelled wait again."""
+        with self._tx() as conn:
+            row = self._one(conn, "job_status", {"id": job_id})
+            if row is None:
+                raise JobNotFound(f"job {job_id!r} does not exist.")
+            if row[0] not in ("failed", "cancelled"):
+                raise InvalidTransition(
+                    f"job {job_id} is {row[0]}; only failed or cancelled jobs can be retried."
+                )
+            dead = self._one(conn, "dead_parent", {"id": job_id})
+            if dead is not None:
+                raise InvalidTransition(
+                    f"job {job_id} depends on job {dead[0]}, which is {dead[1]}; "
+                    "retry that one first."
+                )
+            status = self._requeue(conn, job_id)
+            descendants = conn.execute(Q["cancelled_descendants_of"], {"id": job_id}).fetchall()
+            for child, _depth in descendants:
+                dead = self._one(conn, "dead_parent", {"id": child})
+                if dead is None:
+                    self._requeue(conn, child)
+                else:
+                    # Another parent failed too: it stays cancelled, now because of that one.
+                    conn.execute(Q["set_cancel_cause"], {"id": child, "cause": dead[0]})
+            if status == "pending":
+                self._notify(conn)
+        return status
+
+    def _requeue(self, conn: psycopg.Connection[Any], job_id: str) -> str:
+        (unfinished,) = self._one(conn, "unfinished_parent_count", {"id": job_id})
+        status = "blocked" if unfinished else "pending"
+        conn.execute(Q["keep_finished_outcome"], {"id": job_id})
+        conn.execute(
+            Q["requeue_job"], {"id": job_id, "status": status, "pending_parents": unfinished}
+        )
+        return status
+
+    # ---- the supervisor's side --------------------------------------------------------
+
+    def running_jobs(self) -> list[dict[str, Any]]:
+        """Every running job with its owner and timing, for the supervisor's sweep."""
+        with self._tx() as conn, conn.cursor(row_factory=dict_row) as cursor:
+            return [as_text_times(row) for row in cursor.execute(Q["running_jobs"])]
+
+    def rescue(
+        self,
+        job_id: str,
+        fence: int,
+        *,
+        reason: str,
+        count_interruption: bool = True,
+        ran_until: str | None = None,
+    ) -> str:
+        """Put a running job whose worker is gone back to pending (see JobQueue.rescue).
+
+        Returns the new status, or '' when the job was no longer held with that fence.
+        """
+        with self._tx() as conn:
+            row = self._one(conn, "running_job", {"id": job_id})
+            if row is None or row[4] != "running" or row[3] != fence:
+                return ""
+            interruptions, cancel_requested = row[5], row[6]
+            if cancel_requested is not None:
+                error = f"cancelled by request ({reason})"
+                self._finish(conn, job_id, fence, "cancelled", error, None, ran_until)
+                return "cancelled"
+            if count_interruption and interruptions + 1 > self.max_interruptions:
+                error = (
+                    f"{reason}; interrupted {interruptions + 1} times, more than the limit of "
+                    f"{self.max_interruptions}, so it is failed as a poison pill"
+                )
+                self._finish(conn, job_id, fence, "failed", error, None, ran_until)
+                conn.execute(Q["count_interruption"], {"id": job_id})
+                return "failed"
+            conn.execute(
+                Q["rescue_job"],
+                {
+                    "id": job_id,
+                    "fence": fence,
+                    "counted": 1 if count_interruption else 0,
+                    "error": f"interrupted: {reason}",
+                    "ran_until": ran_until,
+                },
+            )
+            self._notify(conn)
+        return "pending"
+
+    def expire_timed_out(self, job_id: str, fence: int, timeout_s: float) -> str:
+        """Fail (or retry) a job whose worker overran its timeout and was stopped."""
+        try:
+            return self.fail(job_id, fence, timed_out_message(timeout_s))
+        except StaleFence:
+            return ""
+
+    # ---- reading ----------------------------------------------------------------------
+
+    def get(self, job_id: str) -> dict[str, Any]:
+        """Every column of one job, with payload and result decoded and its parents listed."""
+        with self._tx() as conn, conn.cursor(row_factory=dict_row) as cursor:
+            row = cursor.execute(Q["get_job"], {"id": job_id}).fetchone()
+            if row is None:
+                raise JobNotFound(f"job {job_id!r} does not exist.")
+            parents = [r[0] for r in conn.execute(Q["job_parents"], {"id": job_id})]
+        return job_dict(row, parents)
+
+    def list_jobs(
+        self, *, status: str | None = None, type: str | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        """Newest first, optionally one status and/or one type."""
+        if status is not None and status not in STATUSES:
+            raise InvalidInput(f"status {status!r} is not one of {', '.join(STATUSES)}.")
+        check_int("limit", limit, 1)
+        name = "list_jobs_by_status" if status else "list_jobs"
+        with self._tx() as conn, conn.cursor(row_factory=dict_row) as cursor:
+            rows = cursor.execute(Q[name], {"status": status, "type": type, "limit": limit})
+            jobs = rows.fetchall()
+            parents: dict[str, list[str]] = {job["id"]: [] for job in jobs}
+            for child, parent in conn.execute(Q["parents_of_jobs"], {"ids": list(parents)}):
+                parents[child].append(parent)
+        return [job_dict(job, parents[job["id"]]) for job in jobs]
+
+    def counts(self) -> dict[str, int]:
+        """How many jobs are blocked, pending and running."""
+        counts = {"blocked": 0, "pending": 0, "running": 0}
+        with self._tx() as conn:
+            counts.update({status: n for status, n in conn.execute(Q["queue_counts"])})
+        return counts
+
+    def states(self, job_ids: Sequence[str]) -> States:
+        """{id: (status, result, error, cancelled_by)} for the given ids that exist."""
+        with self._tx() as conn:
+            rows = conn.execute(Q["jobs_states"], {"ids": list(job_ids)}).fetchall()
+        return {r[0]: (r[1], decode_json(r[2]), r[3], r[4]) for r in rows}

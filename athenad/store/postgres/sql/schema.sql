@@ -1,0 +1,92 @@
+-- The schema of Athena's PostgreSQL tables as it stands after every migration.
+-- Migrations under migrations/ must build exactly this; a test compares them.
+-- Column names and statuses are those of the SQLite backend. Ids use the "C"
+-- collation so they sort by creation exactly as they do in SQLite.
+
+CREATE TABLE jobs (
+    id                   text COLLATE "C" PRIMARY KEY,
+    type                 text NOT NULL,
+    agent_type           text NOT NULL,
+    payload              text NOT NULL DEFAULT 'null',
+    status               text NOT NULL
+        CHECK (status IN ('blocked', 'pending', 'running', 'completed', 'failed', 'cancelled')),
+    priority             bigint NOT NULL DEFAULT 0,
+    parent_job_id        text COLLATE "C" REFERENCES jobs (id),
+    pending_parents      integer NOT NULL DEFAULT 0,
+    created_at           timestamptz NOT NULL DEFAULT now(),
+    started_at           timestamptz,
+    completed_at         timestamptz,
+    duration_ms          bigint,
+    attempts             integer NOT NULL DEFAULT 0,
+    max_attempts         bigint NOT NULL DEFAULT 1,
+    backoff_s            double precision NOT NULL DEFAULT 1.0,
+    interruptions        integer NOT NULL DEFAULT 0,
+    run_after            timestamptz NOT NULL DEFAULT now(),
+    timeout_s            double precision,
+    result               text,
+    error                text,
+    traceback            text,
+    cancelled_by         text COLLATE "C",
+    cancel_requested_at  timestamptz,
+    worker_id            text,
+    worker_pid           integer,
+    lease_expires_at     timestamptz,
+    fence                bigint NOT NULL DEFAULT 0,
+    checkpoint_iteration bigint,
+    session_id           text,
+    resumed_from         bigint,
+    checkpoint_note      text,
+    run_started_at       timestamptz,
+    prior_run_ms         bigint NOT NULL DEFAULT 0
+);
+
+-- The claim: ready jobs by priority, then age (ids sort by creation). Partial, so its
+-- size follows the ready jobs, not the finished ones piling up.
+CREATE INDEX jobs_claim ON jobs (priority DESC, id) WHERE status = 'pending';
+CREATE INDEX jobs_status_created ON jobs (status, created_at);
+CREATE INDEX jobs_parent ON jobs (parent_job_id) WHERE parent_job_id IS NOT NULL;
+CREATE INDEX jobs_agent_type ON jobs (agent_type, created_at);
+CREATE INDEX jobs_created ON jobs (created_at);
+-- The supervisor's sweep reads only running jobs.
+CREATE INDEX jobs_running ON jobs (lease_expires_at) WHERE status = 'running';
+
+-- Every dependency edge; jobs.parent_job_id keeps the first parent for plain SQL.
+CREATE TABLE job_parents (
+    job_id    text COLLATE "C" NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    parent_id text COLLATE "C" NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    PRIMARY KEY (job_id, parent_id)
+);
+
+CREATE INDEX job_parents_parent ON job_parents (parent_id, job_id);
+
+-- Completions by time, for throughput over a window (analytics).
+CREATE INDEX jobs_completed ON jobs (completed_at) WHERE status = 'completed';
+
+-- Job counters that never go down: what the rows of jobs show plus what rows no longer
+-- show, kept here: a deleted row, or a finished job a retry made run again.
+CREATE TABLE job_counters (
+    agent_type      text NOT NULL,
+    event           text NOT NULL
+        CHECK (event IN ('submitted', 'completed', 'failed', 'cancelled')),
+    count           bigint NOT NULL DEFAULT 0,
+    duration_ms_sum bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (agent_type, event)
+);
+
+CREATE FUNCTION job_counters_keep_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO job_counters AS c (agent_type, event, count)
+    VALUES (OLD.agent_type, 'submitted', 1)
+    ON CONFLICT (agent_type, event) DO UPDATE SET count = c.count + 1;
+    IF OLD.status IN ('completed', 'failed', 'cancelled') THEN
+        INSERT INTO job_counters AS c (agent_type, event, count, duration_ms_sum)
+        VALUES (OLD.agent_type, OLD.status, 1, coalesce(OLD.duration_ms, 0))
+        ON CONFLICT (agent_type, event) DO UPDATE
+        SET count = c.count + 1, duration_ms_sum = c.duration_ms_sum + excluded.duration_ms_sum;
+    END IF;
+    RETURN OLD;
+END;
+$$;
+
+CREATE TRIGGER job_counters_keep_deleted BEFORE DELETE ON jobs
+FOR EACH ROW EXECUTE FUNCTION job_counters_keep_deleted();
