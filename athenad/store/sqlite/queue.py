@@ -26,7 +26,7 @@ from athenad.errors import (
 )
 from athenad.queue_thread import QueueThread
 from athenad.store import waiting
-from athenad.store.contract import STATUSES, States
+from athenad.store.contract import States
 from athenad.store.jobspec import (
     ClaimedJob,
     JobSpec,
@@ -57,6 +57,7 @@ __all__ = [
     "encode_json",
 ]
 
+STATUSES = ("blocked", "pending", "running", "completed", "failed", "cancelled")
 DEFAULT_LEASE_S = 60.0
 DEFAULT_MAX_INTERRUPTIONS = 3
 
