@@ -61,6 +61,10 @@ class DaemonConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     cancel_grace: Seconds = 10.0
     lease: Annotated[float, Meta(gt=0, le=MAX_SECONDS)] = 60.0
     synchronous: str = "NORMAL"
+    # Empty: SQLite at <home>/athena.db. "postgresql://...": that server, in its schema.
+    database_url: str = ""
+    database_schema: Annotated[str, Meta(pattern=r"^[a-z_][a-z0-9_]{0,62}$")] = "athena"
+    poll_interval: Annotated[float, Meta(gt=0, le=3600)] = 2.0
 
     def worker_count(self) -> int:
         return self.workers if self.workers > 0 else (os.cpu_count() or 1)
@@ -106,6 +110,7 @@ def _read_file(home: Home) -> Config:
         return Config()
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{home.config_path} is not valid TOML: {exc}.") from None
+    _lift_database_keys(raw, home)
     try:
         config = msgspec.convert(raw, Config)
     except msgspec.ValidationError as exc:
@@ -118,6 +123,23 @@ def _read_file(home: Home) -> Config:
     if config.daemon.synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
         raise ConfigError(f"{home.config_path}: synchronous must be NORMAL or FULL.")
     return config
+
+
+DATABASE_KEYS = ("database_url", "database_schema", "poll_interval")
+
+
+def _lift_database_keys(raw: dict[str, Any], home: Home) -> None:
+    """The database settings may stand at the top of athena.toml, or under [daemon]."""
+    daemon = raw.setdefault("daemon", {})
+    if not isinstance(daemon, dict):
+        return  # msgspec names the mistake
+    for key in DATABASE_KEYS:
+        if key in raw:
+            if key in daemon and daemon[key] != raw[key]:
+                raise ConfigError(
+                    f"{home.config_path}: {key} is set both at the top and under [daemon]."
+                )
+            daemon[key] = raw.pop(key)
 
 
 def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:

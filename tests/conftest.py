@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -37,6 +39,60 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if any(f"/tests/{folder}/" in str(item.path) for folder in SLOW_FOLDERS):
             item.add_marker(pytest.mark.slow)
+
+
+# ---- PostgreSQL ------------------------------------------------------------------------
+# Tests on PostgreSQL use ATHENA_TEST_DATABASE_URL and a fresh schema each. Without a
+# server they skip with one reason, except in CI (CI=true), where that is a failure.
+
+DEFAULT_TEST_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def database_url_for_tests() -> str:
+    return os.environ.get("ATHENA_TEST_DATABASE_URL", DEFAULT_TEST_DATABASE_URL)
+
+
+def _server_problem(url: str) -> str | None:
+    """Why PostgreSQL cannot be used for tests, or None when it can."""
+    try:
+        import psycopg
+    except ImportError:
+        return "psycopg is not installed (pip install -e '.[test]')"
+    from athenad.store.postgres.connection import describe
+
+    try:
+        psycopg.connect(url, connect_timeout=3).close()
+    except psycopg.Error as exc:
+        return f"{describe(url)} does not answer ({' '.join(str(exc).split())})"
+    return None
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    url = database_url_for_tests()
+    problem = _server_problem(url)
+    if problem is not None:
+        message = f"PostgreSQL tests need a server: {problem}; set ATHENA_TEST_DATABASE_URL."
+        if os.environ.get("CI", "").lower() in ("true", "1", "yes"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return url
+
+
+def drop_schema(url: str, schema: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+@pytest.fixture
+def postgres_schema(postgres_url: str) -> Iterator[str]:
+    """A fresh schema name, dropped after the test."""
+    schema = f"athena_test_{secrets.token_hex(6)}"
+    yield schema
+    drop_schema(postgres_url, schema)
 
 
 @pytest.fixture

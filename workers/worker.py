@@ -25,13 +25,13 @@ import structlog
 from athenad.config import Config, apply_overrides, load_config
 from athenad.daemon.identity import make_worker_id
 from athenad.daemon.status import WorkerHeartbeat, child_groups_path, heartbeat_path
-from athenad.daemon.wake import bind_wake_socket, drain
 from athenad.errors import AthenaError, DatabaseBusy, InvalidInput, StaleFence
 from athenad.paths import Home
-from athenad.store.jobspec import timed_out_message
-from athenad.store.sqlite.queue import ClaimedJob, JobQueue
+from athenad.store.backend import open_store
+from athenad.store.jobspec import ClaimedJob, timed_out_message
 from athenad.util.fsutil import atomic_write
 from athenad.util.timefmt import utc_now_text
+from athenad.util.wake import bind_wake_socket, drain
 from workers.context import JobContext
 from workers.interrupts import (
     Cancelled,
@@ -124,16 +124,9 @@ class Worker:
         if os.getppid() != self.parent_pid:
             raise AthenaError(f"the supervisor (pid {self.parent_pid}) is gone.")
         daemon = self.config.daemon
-        self.queue = JobQueue(
-            self.home.db_path,
-            synchronous=daemon.synchronous,
-            run_dir=self.home.run_dir,
-            fast_writes=True,
-        )
+        self.queue = open_store(self.home, daemon, synchronous=daemon.synchronous, fast_writes=True)
         # Short lock waits: the control thread must not sit out a lease on one statement.
-        self.control_queue = JobQueue(
-            self.home.db_path, run_dir=self.home.run_dir, busy_timeout_ms=CONTROL_BUSY_MS
-        )
+        self.control_queue = open_store(self.home, daemon, busy_timeout_ms=CONTROL_BUSY_MS)
         self.registry = AgentRegistry(self.home, self.config)
         # The home's own agents are imported now: a typo there is a boot error with a
         # reason, not a failure of every job later.

@@ -29,8 +29,11 @@ from rich.table import Table
 from rich.text import Text
 
 from athenad.analytics import queries as analytics
+from athenad.config import load_config
 from athenad.daemon.status import worker_processes, worker_status
+from athenad.errors import AthenaError
 from athenad.paths import Home, read_pid
+from athenad.store.backend import POSTGRES, backend_of, describe_database
 from athenad.util.fsutil import atomic_write
 from athenad.util.timefmt import parse_since, parse_ts, utc_now_text
 
@@ -52,8 +55,21 @@ since_help = "Window by creation time: 30m, 1h, 1d, 7d, 2w ... or 'all'."
 @contextlib.contextmanager
 def _reading(home: str | None) -> Iterator[apsw.Connection]:
     """The home's athena.db, opened to look at and closed after."""
-    with analytics.open_for_reading(resolve_home(home).db_path) as conn:
+    resolved = resolve_home(home)
+    refuse_server_database(resolved)
+    with analytics.open_for_reading(resolved.db_path) as conn:
         yield conn
+
+
+def refuse_server_database(home: Home) -> None:
+    """These commands read athena.db; on a server they say so instead of showing zeros."""
+    settings = load_config(home).daemon
+    if backend_of(settings) == POSTGRES:
+        raise AthenaError(
+            "stats, failed, trends, top and metrics read SQLite's athena.db only so far; "
+            f"the jobs are in {describe_database(home, settings)}: query its jobs table "
+            "with psql meanwhile."
+        )
 
 
 def _ms(value: float | int | None) -> str:
@@ -356,6 +372,7 @@ def _queue_now(home: Home, workers: list[dict[str, Any]], now: str) -> dict[str,
     Without an athena.db there is nothing queued; the file is not created.
     """
     empty = {"blocked": 0, "pending": 0, "running": 0, "oldest_pending_age_s": None}
+    refuse_server_database(home)
     if not home.db_path.exists():
         return {**empty, "done": 0}
     with analytics.open_for_reading(home.db_path) as conn, analytics.snapshot(conn):

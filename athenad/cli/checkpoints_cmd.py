@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import click
 from rich.console import Console
 from rich.table import Table
@@ -14,8 +16,9 @@ from athenad.cli.common import (
     print_json,
     resolve_home,
 )
+from athenad.config import load_config
 from athenad.storage.checkpoints import CheckpointInfo, CheckpointStore
-from athenad.store.sqlite.queue import JobQueue
+from athenad.store.backend import has_database, open_store
 
 
 def format_size(size: int) -> str:
@@ -54,10 +57,11 @@ def _table(job_id: str, infos: list[CheckpointInfo], recorded: int | None) -> Ta
 def checkpoints_command(job_id: str, as_json: bool, home: str | None) -> None:
     """List the checkpoints of job JOB_ID: iteration, time, size, and whether each verifies."""
     where = resolve_home(home)
-    if not where.db_path.exists():
+    settings = load_config(where).daemon
+    if not has_database(where, settings):
         # Opening the queue would create an empty database; say what is missing instead.
         fail(f"job {job_id!r} does not exist: there is no database at {where.db_path}.")
-    with JobQueue(where.db_path) as queue:
+    with contextlib.closing(open_store(where, settings)) as queue:
         recorded = queue.get(job_id).get("checkpoint_iteration")
     infos = CheckpointStore(where.checkpoints_dir).list(job_id)
     if as_json:

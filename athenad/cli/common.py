@@ -13,6 +13,7 @@ import apsw
 import click
 import msgspec
 
+from athenad.config import env_name
 from athenad.errors import AthenaError, InvalidInput
 from athenad.paths import HOME_ENV, Home
 
@@ -40,6 +41,25 @@ group_home_option = click.option(
     is_eager=True,
     callback=_home_for_all_commands,
     help="Home for every command (also accepted after the command).",
+)
+
+
+def _database_url_for_all_commands(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> None:
+    if value:
+        os.environ[env_name("database_url")] = value  # the flag outranks the variable
+
+
+group_database_url_option = click.option(
+    "--database-url",
+    default=None,
+    metavar="URL",
+    expose_value=False,
+    is_eager=True,
+    callback=_database_url_for_all_commands,
+    help="postgresql://user@host:5432/db to keep the queue on a PostgreSQL server "
+    "(default: $ATHENA_DATABASE_URL, then athena.toml, else SQLite in the home).",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 

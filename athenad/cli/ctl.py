@@ -19,6 +19,7 @@ from athenad.cli.common import (
     AthenaGroup,
     FiniteFloat,
     fail,
+    group_database_url_option,
     group_home_option,
     handle_errors,
     home_option,
@@ -28,7 +29,15 @@ from athenad.cli.common import (
 )
 from athenad.config import MAX_SECONDS, load_config
 from athenad.errors import InvalidInput, WaitTimeout
-from athenad.store.sqlite.queue import FINISHED, STATUSES, JobQueue
+from athenad.store.backend import (
+    backend_of,
+    describe_database,
+    has_database,
+    migrate_database,
+    open_store,
+)
+from athenad.store.contract import STATUSES, JobStore
+from athenad.store.waiting import FINISHED, wait_steps
 from workers.registry import known_agents
 
 SHOW_KEYS = (
@@ -64,6 +73,7 @@ EXIT_WAIT_TIMEOUT = 2
 @click.group(cls=AthenaGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="athena", prog_name="athenactl")
 @group_home_option
+@group_database_url_option
 def main() -> None:
     """Control Athena: submit agent jobs, follow them, and look at what happened."""
     from athenad.util.logs import configure_logging
@@ -72,16 +82,17 @@ def main() -> None:
     configure_logging(sys.stderr, level="warning", json=False)
 
 
-def open_queue(home: str | None, *, create: bool = False) -> JobQueue:
+def open_queue(home: str | None, *, create: bool = False) -> JobStore:
     """The home's queue; only ``submit`` creates a home that has no athena.db yet."""
     resolved = resolve_home(home)
-    if not create and not resolved.db_path.exists():
+    settings = load_config(resolved).daemon
+    if not create and not has_database(resolved, settings):
         raise InvalidInput(
             f"{resolved.root} has no athena.db: submit a job or start athenad there first "
             "(or pass --home / set ATHENA_HOME)."
         )
     resolved.ensure()
-    return JobQueue(resolved.db_path, run_dir=resolved.run_dir)
+    return open_store(resolved, settings)
 
 
 def read_payload(payload: str | None, payload_file: str | None) -> Any:
@@ -205,7 +216,7 @@ def wait(job_ids: tuple[str, ...], timeout: float | None, as_json: bool, home: s
     sys.exit(code)
 
 
-def _wait(queue: JobQueue, job_ids: list[str], timeout: float | None, *, quiet: bool) -> int:
+def _wait(queue: JobStore, job_ids: list[str], timeout: float | None, *, quiet: bool) -> int:
     progress = None
     if sys.stderr.isatty() and not quiet:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -215,7 +226,7 @@ def _wait(queue: JobQueue, job_ids: list[str], timeout: float | None, *, quiet: 
         )
         task = progress.add_task("jobs", total=len(job_ids))
         progress.start()
-    steps = queue.wait_steps(job_ids, timeout)
+    steps = wait_steps(queue, job_ids, timeout)
     try:
         while True:
             delay, states = next(steps)
@@ -351,6 +362,22 @@ def agents(home: str | None, as_json: bool) -> None:
         return
     for name in sorted(table):
         click.echo(f"{name:<20} {table[name]}")
+
+
+@main.command()
+@home_option
+@json_option
+@handle_errors
+def migrate(home: str | None, as_json: bool) -> None:
+    """Create or upgrade the database schema (athenad start does it too)."""
+    resolved = resolve_home(home).ensure()
+    settings = load_config(resolved).daemon
+    version = migrate_database(resolved, settings)
+    where = describe_database(resolved, settings)
+    if as_json:
+        print_json({"backend": backend_of(settings), "database": where, "version": version})
+    else:
+        click.echo(f"{where} is at schema version {version}.")
 
 
 def _register_commands() -> None:

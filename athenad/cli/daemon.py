@@ -18,6 +18,7 @@ from athenad.cli.common import (
     AthenaGroup,
     FiniteFloat,
     fail,
+    group_database_url_option,
     group_home_option,
     handle_errors,
     home_option,
@@ -28,7 +29,7 @@ from athenad.cli.common import (
 from athenad.config import MAX_SECONDS, load_config, parse_size
 from athenad.errors import AthenaError
 from athenad.paths import Home, read_pid
-from athenad.store.sqlite.queue import JobQueue
+from athenad.store.backend import open_store
 
 START_TIMEOUT_S = 90.0
 
@@ -36,6 +37,7 @@ START_TIMEOUT_S = 90.0
 @click.group(cls=AthenaGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="athena", prog_name="athenad")
 @group_home_option
+@group_database_url_option
 def main() -> None:
     """Athena's daemon: a supervisor running worker processes that execute agent jobs."""
 
@@ -102,8 +104,9 @@ def start(
 ) -> None:
     """Start the daemon; without --foreground it detaches once every worker is up."""
     resolved = resolve_home(home).ensure()
-    load_config(resolved)  # a bad athena.toml is reported here, before detaching
-    JobQueue(resolved.db_path).close()  # and an unusable athena.db (migrated here, once)
+    # A bad athena.toml, or a database that cannot be used, is reported here, before
+    # detaching; the database is created or migrated here, once.
+    open_store(resolved, load_config(resolved).daemon).close()
     overrides = flag_settings(workers, max_jobs_per_worker, max_memory_per_worker, drain_timeout)
     running = read_pid(resolved)
     if running is not None and running != os.getpid():
@@ -252,8 +255,9 @@ def _kill_daemon(pid: int) -> None:
 def _requeue_orphans(home: Home) -> None:
     from athenad.daemon.supervisor import rescue_if_abandoned
 
-    lease = load_config(home).daemon.lease
-    with JobQueue(home.db_path) as queue:
+    settings = load_config(home).daemon
+    lease = settings.lease
+    with contextlib.closing(open_store(home, settings)) as queue:
         for job in queue.running_jobs():
             rescue_if_abandoned(
                 queue, home, job, lease, reason="daemon stopped", count_interruption=False

@@ -14,8 +14,9 @@ from typing import Any
 import msgspec
 import psutil
 
+from athenad.config import load_config
 from athenad.paths import Home, read_pid
-from athenad.store.sqlite.queue import JobQueue
+from athenad.store.backend import has_database, open_store
 
 
 class WorkerHeartbeat(msgspec.Struct):
@@ -110,8 +111,9 @@ def collect_status(home: Home, *, sample_s: float = 0.1) -> dict[str, Any]:
         psutil.cpu_percent(interval=sample_s)
     workers = [worker_status(home, process) for process in processes]
     queue_counts = {"blocked": 0, "pending": 0, "running": 0}
-    if home.db_path.exists():
-        with JobQueue(home.db_path) as queue:
+    settings = load_config(home).daemon
+    if has_database(home, settings):
+        with contextlib.closing(open_store(home, settings)) as queue:
             queue_counts = queue.counts()
             # The database, not the heartbeat file, is the truth about who runs what.
             held = {job["worker_pid"]: job for job in queue.running_jobs()}

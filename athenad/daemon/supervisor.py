@@ -37,9 +37,11 @@ from athenad.daemon.notify import SystemdNotifier
 from athenad.daemon.status import heartbeat_path, kill_child_groups
 from athenad.errors import AthenaError, DaemonError, DatabaseBusy
 from athenad.paths import Home, read_pid
-from athenad.store.sqlite.queue import JobQueue
+from athenad.store.backend import POSTGRES, backend_of, open_store
+from athenad.store.contract import JobStore
 from athenad.util.fsutil import atomic_write
 from athenad.util.timefmt import format_epoch, parse_ts
+from athenad.util.wake import wake_workers
 
 TICK_S = 0.25
 BOOT_TIMEOUT_S = 60.0
@@ -151,7 +153,7 @@ def is_worker_of(home: Home, pid: int) -> bool:
 
 
 def rescue_if_abandoned(
-    queue: JobQueue,
+    queue: JobStore,
     home: Home,
     job: dict,
     lease_s: float,
@@ -237,7 +239,8 @@ class Supervisor:
     def run(self) -> int:
         self.acquire_pid_file()
         try:
-            self.queue = JobQueue(self.home.db_path, run_dir=self.home.run_dir)
+            self.queue = open_store(self.home, self.config.daemon)
+            self.start_job_listener()
             write_start_settings(self.home, self.overrides)
             self.install_signal_handlers()
             if self.watch:
@@ -598,6 +601,19 @@ class Supervisor:
             self.replacement = self.spawn_worker().pid
         elif self.reloading:
             self.end_reload()
+
+    def start_job_listener(self) -> None:
+        """On PostgreSQL, one LISTEN connection wakes this host's idle workers when any
+        host makes jobs ready (SQLite's writers wake them directly)."""
+        settings = self.config.daemon
+        if backend_of(settings) != POSTGRES:
+            return
+        from athenad.store.postgres.listen import start_listener
+
+        run_dir = self.home.run_dir
+        start_listener(
+            settings.database_url, settings.database_schema, lambda: wake_workers(run_dir)
+        )
 
     def start_source_watcher(self) -> None:
         """--reload: replace workers when agent sources or athena.toml change."""

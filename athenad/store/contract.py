@@ -23,9 +23,11 @@ the columns of the ``jobs`` table.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 from athenad.store.jobspec import ClaimedJob, JobSpec
+
+STATUSES = ("blocked", "pending", "running", "completed", "failed", "cancelled")
 
 # (status, result, error, cancelled_by) of each job, by id.
 States = dict[str, tuple[str, Any, str | None, str | None]]
@@ -35,6 +37,10 @@ class JobStore(Protocol):
     """A job queue on one database, for one process and thread."""
 
     def close(self) -> None: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, *exc: object) -> None: ...
 
     # ---- submitting -------------------------------------------------------------------
 

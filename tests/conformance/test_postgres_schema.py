@@ -16,7 +16,7 @@ from athenad.store.postgres.migrations import (  # noqa: E402
     schema_sql,
 )
 from athenad.store.postgres.queries import QUERIES  # noqa: E402
-from tests.conformance.conftest import drop_schema  # noqa: E402
+from tests.conftest import drop_schema  # noqa: E402
 
 COLUMNS = """
 SELECT table_name, column_name, data_type, is_nullable, column_default, collation_name

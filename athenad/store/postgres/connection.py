@@ -58,7 +58,8 @@ def unusable(url: str, exc: BaseException) -> DatabaseUnusable:
     password = _password(url)
     if password:
         reason = reason.replace(password, "***")
-    return DatabaseUnusable(f"cannot use {describe(url)}: {reason.rstrip('.')}.")
+    end = "" if reason.endswith(("?", "!")) else "."
+    return DatabaseUnusable(f"cannot use {describe(url)}: {reason.rstrip('.')}{end}")
 
 
 @contextlib.contextmanager

@@ -26,7 +26,7 @@ from athenad.errors import (
 )
 from athenad.queue_thread import QueueThread
 from athenad.store import waiting
-from athenad.store.contract import States
+from athenad.store.contract import STATUSES, States
 from athenad.store.jobspec import (
     ClaimedJob,
     JobSpec,
@@ -42,10 +42,10 @@ from athenad.store.jobspec import (
 from athenad.store.sqlite import connection as dbmod
 from athenad.store.sqlite.migrations import open_database
 from athenad.store.sqlite.queries import QUERIES as Q
-from athenad.store.sqlite.wake import wake_workers
 from athenad.store.waiting import FINISHED
 from athenad.util.ids import new_job_id
 from athenad.util.timefmt import format_epoch, utc_now_text
+from athenad.util.wake import wake_workers
 
 __all__ = [
     "FINISHED",
@@ -57,7 +57,6 @@ __all__ = [
     "encode_json",
 ]
 
-STATUSES = ("blocked", "pending", "running", "completed", "failed", "cancelled")
 DEFAULT_LEASE_S = 60.0
 DEFAULT_MAX_INTERRUPTIONS = 3
 
