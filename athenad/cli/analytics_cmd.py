@@ -19,7 +19,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import apsw
 import click
 import psutil
 from rich import box
@@ -28,12 +27,13 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from athenad.analytics import metrics
 from athenad.analytics import queries as analytics
+from athenad.analytics.readers import Reader, open_reader
 from athenad.config import load_config
 from athenad.daemon.status import worker_processes, worker_status
-from athenad.errors import AthenaError
 from athenad.paths import Home, read_pid
-from athenad.store.backend import POSTGRES, backend_of, describe_database
+from athenad.store.backend import has_database
 from athenad.util.fsutil import atomic_write
 from athenad.util.timefmt import parse_since, parse_ts, utc_now_text
 
@@ -53,23 +53,11 @@ since_help = "Window by creation time: 30m, 1h, 1d, 7d, 2w ... or 'all'."
 
 
 @contextlib.contextmanager
-def _reading(home: str | None) -> Iterator[apsw.Connection]:
-    """The home's athena.db, opened to look at and closed after."""
+def _reading(home: str | None) -> Iterator[Reader]:
+    """The home's database (athena.db or the server), opened to look at and closed after."""
     resolved = resolve_home(home)
-    refuse_server_database(resolved)
-    with analytics.open_for_reading(resolved.db_path) as conn:
-        yield conn
-
-
-def refuse_server_database(home: Home) -> None:
-    """These commands read athena.db; on a server they say so instead of showing zeros."""
-    settings = load_config(home).daemon
-    if backend_of(settings) == POSTGRES:
-        raise AthenaError(
-            "stats, failed, trends, top and metrics read SQLite's athena.db only so far; "
-            f"the jobs are in {describe_database(home, settings)}: query its jobs table "
-            "with psql meanwhile."
-        )
+    with open_reader(resolved, load_config(resolved).daemon) as reader:
+        yield reader
 
 
 def _ms(value: float | int | None) -> str:
@@ -338,13 +326,13 @@ def metrics_command(home: str | None, window: str, output: Path | None) -> None:
     """Job counters by agent type, queue gauges and durations as Prometheus text."""
     lower = parse_since(window, "--window")
     with _reading(home) as conn:
-        figures = analytics.metrics(conn, lower)
+        figures = metrics.metrics(conn, lower)
     pid = read_pid(resolve_home(home))
     gauges = {
         "athena_daemon_up": ("1 if the athenad supervisor is running.", int(pid is not None)),
         "athena_workers": ("Live worker processes.", len(worker_processes(pid)) if pid else 0),
     }
-    text = analytics.prometheus_text(figures, gauges)
+    text = metrics.prometheus_text(figures, gauges)
     if output is None:
         click.echo(text, nl=False)
     else:
@@ -372,10 +360,10 @@ def _queue_now(home: Home, workers: list[dict[str, Any]], now: str) -> dict[str,
     Without an athena.db there is nothing queued; the file is not created.
     """
     empty = {"blocked": 0, "pending": 0, "running": 0, "oldest_pending_age_s": None}
-    refuse_server_database(home)
-    if not home.db_path.exists():
+    settings = load_config(home).daemon
+    if not has_database(home, settings):
         return {**empty, "done": 0}
-    with analytics.open_for_reading(home.db_path) as conn, analytics.snapshot(conn):
+    with open_reader(home, settings) as reader, analytics.snapshot(reader) as conn:
         queue = analytics.queue_summary(conn, now)
         queue["done"] = analytics.throughput(conn, parse_since("1m"), now)["completed"]
         # The database, not the heartbeat file, is the truth about who runs what.

@@ -115,6 +115,11 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             fail(f"{exc.strerror or exc}{where}.")
         except apsw.Error as exc:
             fail(f"athena.db failed: {exc}.")
+        except Exception as exc:
+            if not type(exc).__module__.startswith("psycopg"):
+                raise
+            # A server error the backend did not turn into one of Athena's own.
+            fail(f"PostgreSQL failed: {' '.join(str(exc).split()).rstrip('.')}.")
         except KeyboardInterrupt:
             fail("interrupted.", 130)
 

@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from athenad.analytics import queries as analytics
+from athenad.analytics import readers
 from athenad.cli import analytics_cmd
 from athenad.cli.analytics_cmd import (
     failed_command,
@@ -136,7 +137,7 @@ def opened(monkeypatch) -> list[apsw.Connection]:
         made.append(real(*args, **kwargs))
         return made[-1]
 
-    for module in (db, analytics, analytics_cmd):
+    for module in (db, readers, analytics, analytics_cmd):
         monkeypatch.setattr(module, "connect", spy, raising=False)
     return made
 
