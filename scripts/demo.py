@@ -2,7 +2,8 @@
 
 Three `shell` jobs run in parallel (a "security check", a "style check" and a
 "test run"), then a fourth summarises them once all three completed; the jobs table
-refreshes as they finish.
+refreshes as they finish. With ``ATHENA_DATABASE_URL=postgresql://...`` set, the queue
+is on that PostgreSQL server instead of ``athena.db`` in the scratch home.
 """
 
 from __future__ import annotations
@@ -18,7 +19,11 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from athenad.store.sqlite.queue import FINISHED, JobQueue
+from athenad.config import load_config
+from athenad.paths import Home
+from athenad.store.backend import describe_database, open_store
+from athenad.store.contract import JobStore
+from athenad.store.waiting import FINISHED
 
 console = Console()
 
@@ -43,7 +48,7 @@ def athena(tool: str, *args: str, home: Path) -> str:
     return done.stdout.strip()
 
 
-def table(queue: JobQueue, ids: list[str], names: dict[str, str]) -> Table:
+def table(queue: JobStore, ids: list[str], names: dict[str, str]) -> Table:
     view = Table("job", "id", "status", "duration", "output", title="athena jobs")
     colours = {"completed": "green", "failed": "red", "running": "cyan", "blocked": "dim"}
     for job_id in ids:
@@ -63,7 +68,9 @@ def main() -> int:
     args = parser.parse_args()
     home = args.home or Path(tempfile.mkdtemp(prefix="athena-demo-"))
     home.mkdir(parents=True, exist_ok=True)
+    settings = load_config(Home.resolve(home)).daemon
     console.print(f"home: {home}")
+    console.print(f"queue: {describe_database(Home.resolve(home), settings)}")
     pid = athena("athenad", "start", "--workers", "3", home=home)
     console.print(f"athenad started (pid {pid}) with 3 workers")
     try:
@@ -86,7 +93,8 @@ def main() -> int:
         )
         ids.append(summary)
         names[summary] = "summary (after all 3)"
-        with JobQueue(home / "athena.db") as queue, Live(console=console) as live:
+        queue = open_store(Home.resolve(home), settings)
+        with queue, Live(console=console) as live:
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
                 live.update(table(queue, ids, names))
