@@ -11,6 +11,7 @@ drain_timeout = 30            # seconds `athenad stop` lets jobs finish
 cancel_grace = 10             # seconds a cancelled job may take to stop
 lease = 60                    # seconds a claim lasts without a heartbeat
 synchronous = "NORMAL"        # or "FULL": fsync on every commit
+host = "build-2"              # this daemon's name in worker ids (default: the hostname)
 
 [agents]
 planner = "my_agents:plan"    # name = "module:object"; modules beside athena.toml import
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import tomllib
 from collections.abc import Mapping
 from typing import Annotated, Any
@@ -65,6 +67,11 @@ class DaemonConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     database_url: str = ""
     database_schema: Annotated[str, Meta(pattern=r"^[a-z_][a-z0-9_]{0,62}$")] = "athena"
     poll_interval: Annotated[float, Meta(gt=0, le=3600)] = 2.0
+    # Names this daemon in worker ids and the hosts list; two daemons on one machine
+    # may act as two hosts.
+    host: Annotated[str, Meta(pattern=r"^\S{1,255}$")] = msgspec.field(
+        default_factory=socket.gethostname
+    )
 
     def worker_count(self) -> int:
         return self.workers if self.workers > 0 else (os.cpu_count() or 1)

@@ -100,7 +100,7 @@ class Worker:
         # The supervisor's pid as it told us: getppid() now could already be init's,
         # if the supervisor died while this process was still importing.
         self.parent_pid = supervisor_pid or os.getppid()
-        self.worker_id = make_worker_id(self.pid, index)
+        self.worker_id = make_worker_id(self.pid, index, config.daemon.host)
         self.started_at = utc_now_text()
         self.stopping = False
         self.jobs_done = 0

@@ -26,7 +26,7 @@ from athenad.cli.common import (
     print_json,
     resolve_home,
 )
-from athenad.config import MAX_SECONDS, load_config, parse_size
+from athenad.config import MAX_SECONDS, DaemonConfig, load_config, parse_size
 from athenad.errors import AthenaError
 from athenad.paths import Home, read_pid
 from athenad.store.backend import open_store
@@ -224,8 +224,9 @@ def stop(home: str | None, timeout: float | None) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
     if not _wait_gone(pid, timeout + 15.0):
+        settings = daemon_settings(resolved)  # read while the daemon's own record is valid
         _kill_daemon(pid)
-        _requeue_orphans(resolved)
+        _requeue_orphans(resolved, settings)
     click.echo(f"athenad stopped (pid {pid}).")
 
 
@@ -252,15 +253,20 @@ def _kill_daemon(pid: int) -> None:
         process.wait(timeout=5)
 
 
-def _requeue_orphans(home: Home) -> None:
+def _requeue_orphans(home: Home, settings: DaemonConfig) -> None:
+    """Requeue what the killed daemon's workers held (the daemon's settings name its host)."""
     from athenad.daemon.supervisor import rescue_if_abandoned
 
-    settings = load_config(home).daemon
-    lease = settings.lease
     with contextlib.closing(open_store(home, settings)) as queue:
         for job in queue.running_jobs():
             rescue_if_abandoned(
-                queue, home, job, lease, reason="daemon stopped", count_interruption=False
+                queue,
+                home,
+                job,
+                settings.lease,
+                reason="daemon stopped",
+                count_interruption=False,
+                host=settings.host,
             )
 
 
@@ -299,6 +305,13 @@ def status(home: str | None, as_json: bool) -> None:
                 worker["started_at"] or "-",
             )
         console.print(table)
+    if report["hosts"]:
+        hosts = Table("host", "daemon pid", "workers", "last seen")
+        for daemon in report["hosts"]:
+            hosts.add_row(
+                daemon["host"], str(daemon["pid"]), str(daemon["workers"]), daemon["last_seen"]
+            )
+        console.print(hosts)
     queue = report["queue"]
     console.print(
         f"queue: {queue['pending']} pending, {queue['running']} running, {queue['blocked']} blocked"

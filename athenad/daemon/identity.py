@@ -1,7 +1,9 @@
 """Who holds a job: worker ids name the host, so a daemon knows which pids it may check.
 
 A worker id is ``host:pid:index``. A pid means something only on its own host; on
-any other host the lease is the only sign of life.
+any other host the lease is the only sign of life. The host is the daemon's ``host``
+setting (default: the machine's hostname), so two daemons on one machine may act as two
+hosts.
 """
 
 from __future__ import annotations
@@ -22,6 +24,6 @@ def worker_host(worker_id: str | None) -> str | None:
     return worker_id.rsplit(":", 2)[0]
 
 
-def is_local(worker_id: str | None) -> bool:
-    """Whether the worker ran on this host, so its pid can be looked at here."""
-    return worker_host(worker_id) == HOSTNAME
+def is_local(worker_id: str | None, host: str = HOSTNAME) -> bool:
+    """Whether the worker ran on ``host`` (this daemon's), so its pid can be looked at here."""
+    return worker_host(worker_id) == host

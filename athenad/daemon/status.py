@@ -15,6 +15,7 @@ import msgspec
 import psutil
 
 from athenad.config import load_config
+from athenad.daemon.presence import seen_window
 from athenad.paths import Home, read_pid
 from athenad.store.backend import has_database, open_store
 
@@ -100,7 +101,10 @@ def worker_status(home: Home, process: psutil.Process, sample_s: float = 0.0) ->
 
 
 def collect_status(home: Home, *, sample_s: float = 0.1) -> dict[str, Any]:
-    """``{"running", "pid", "workers": [...], "queue": {"blocked", "pending", "running"}}``."""
+    """``{"running", "pid", "workers": [...], "queue": {"blocked", "pending", "running"},
+    "hosts": [...]}``; hosts are the daemons on the database seen in the last few leases
+    (every host's, on PostgreSQL), each ``{"host", "pid", "workers", "started_at",
+    "last_seen"}``."""
     pid = read_pid(home)
     processes = worker_processes(pid) if pid else []
     # cpu_percent needs two samples: prime all, wait once, then read all.
@@ -111,10 +115,12 @@ def collect_status(home: Home, *, sample_s: float = 0.1) -> dict[str, Any]:
         psutil.cpu_percent(interval=sample_s)
     workers = [worker_status(home, process) for process in processes]
     queue_counts = {"blocked": 0, "pending": 0, "running": 0}
+    hosts: list[dict[str, Any]] = []
     settings = load_config(home).daemon
     if has_database(home, settings):
         with contextlib.closing(open_store(home, settings)) as queue:
             queue_counts = queue.counts()
+            hosts = queue.daemons(seen_window(settings.lease))
             # The database, not the heartbeat file, is the truth about who runs what.
             held = {job["worker_pid"]: job for job in queue.running_jobs()}
         for worker in workers:
@@ -126,4 +132,5 @@ def collect_status(home: Home, *, sample_s: float = 0.1) -> dict[str, Any]:
         "pid": pid,
         "workers": workers,
         "queue": queue_counts,
+        "hosts": hosts,
     }

@@ -32,8 +32,9 @@ from athenad.config import (
     env_overrides,
     load_config,
 )
-from athenad.daemon.identity import is_local
+from athenad.daemon.identity import HOSTNAME, is_local
 from athenad.daemon.notify import SystemdNotifier
+from athenad.daemon.presence import DaemonPresence, beat_interval
 from athenad.daemon.status import heartbeat_path, kill_child_groups
 from athenad.errors import AthenaError, DaemonError, DatabaseBusy
 from athenad.paths import Home, read_pid
@@ -161,18 +162,20 @@ def rescue_if_abandoned(
     now: float | None = None,
     reason: str | None = None,
     count_interruption: bool = True,
+    host: str = HOSTNAME,
 ) -> str:
     """Take back a running job that no live worker holds any more, whoever started it.
 
     The rule is the lease: once it lapsed, any daemon on this database requeues the job
     (the fence refuses whatever its old worker still writes). A worker on this host
-    whose process is gone is not waited for; one of this home that is still there but
-    stopped renewing (stopped, hung) is killed first, so the job never runs twice at
-    once. Returns the job's new status, or '' when the job was left alone.
+    (``host``, the daemon's setting) whose process is gone is not waited for; one of
+    this home that is still there but stopped renewing (stopped, hung) is killed first,
+    so the job never runs twice at once. Returns the job's new status, or '' when the
+    job was left alone.
     """
     now = time.time() if now is None else now
     pid = job["worker_pid"]
-    local = is_local(job["worker_id"])
+    local = is_local(job["worker_id"], host)
     if local and not is_worker_alive(pid):
         why = reason or f"worker {pid} is gone"
     elif lease_lapsed(job, lease_s, now):
@@ -233,6 +236,7 @@ class Supervisor:
         self.replacement: int | None = None
         self.last_watchdog = 0.0
         self.pid_fd: int | None = None
+        self.presence: DaemonPresence | None = None
 
     # ---- life cycle -------------------------------------------------------------------
 
@@ -241,6 +245,7 @@ class Supervisor:
         try:
             self.queue = open_store(self.home, self.config.daemon)
             self.start_job_listener()
+            self.start_presence()
             write_start_settings(self.home, self.overrides)
             self.install_signal_handlers()
             if self.watch:
@@ -265,6 +270,8 @@ class Supervisor:
             self.exit_code = self.exit_code or 1
         finally:
             self.kill_all()
+            if self.presence is not None:
+                self.presence.stop()
             self.release_pid_file()
         log.info("daemon_stopped", exit_code=self.exit_code)
         return self.exit_code
@@ -496,7 +503,7 @@ class Supervisor:
 
     def rescue_jobs_of(self, pid: int, reason: str, *, count: bool) -> None:
         for job in self.queue.running_jobs():
-            if job["worker_pid"] == pid and is_local(job["worker_id"]):
+            if job["worker_pid"] == pid and is_local(job["worker_id"], self.config.daemon.host):
                 status = self.queue.rescue(
                     job["id"], job["fence"], reason=reason, count_interruption=count
                 )
@@ -512,12 +519,13 @@ class Supervisor:
         """Timeouts, ignored cancellations, and jobs held by processes that are gone."""
         now = time.time()
         lease = self.config.daemon.lease
+        host = self.config.daemon.host
         for job in self.queue.running_jobs():
             pid = job["worker_pid"]
-            ours = self.workers.get(pid) if is_local(job["worker_id"]) else None
+            ours = self.workers.get(pid) if is_local(job["worker_id"], host) else None
             if ours is None:
                 # Another daemon's (a dead one's, another host's): the lease decides.
-                rescue_if_abandoned(self.queue, self.home, job, lease, now=now)
+                rescue_if_abandoned(self.queue, self.home, job, lease, now=now, host=host)
                 continue
             # Each case first changes the job under its fence, and kills the worker only
             # if that worked: the worker may have moved on to another job meanwhile.
@@ -614,6 +622,18 @@ class Supervisor:
         start_listener(
             settings.database_url, settings.database_schema, lambda: wake_workers(run_dir)
         )
+
+    def start_presence(self) -> None:
+        """Record this daemon on the database every few seconds (``athenad status``)."""
+        settings = self.config.daemon
+        self.presence = DaemonPresence(
+            lambda: open_store(self.home, settings),
+            host=settings.host,
+            pid=os.getpid(),
+            workers=lambda: len(self.workers),
+            interval=beat_interval(settings.lease),
+        )
+        self.presence.start()
 
     def start_source_watcher(self) -> None:
         """--reload: replace workers when agent sources or athena.toml change."""

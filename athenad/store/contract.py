@@ -18,6 +18,10 @@ semantics that must match exactly:
 
 Rows are dicts of column name to value (``get``, ``list_jobs``, ``running_jobs``), with
 the columns of the ``jobs`` table.
+
+Daemons using the database record themselves (``record_daemon``) every few seconds, so
+any of them can list the others (``daemons``); the lease, not this list, decides when a
+job is taken back.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from typing import Any, Protocol, Self
 from athenad.store.jobspec import ClaimedJob, JobSpec
 
 STATUSES = ("blocked", "pending", "running", "completed", "failed", "cancelled")
+# A daemon unseen this long died without a clean stop; its record is dropped.
+FORGET_DAEMONS_AFTER_S = 86400.0
 
 # (status, result, error, cancelled_by) of each job, by id.
 States = dict[str, tuple[str, Any, str | None, str | None]]
@@ -138,6 +144,23 @@ class JobStore(Protocol):
         ...
 
     def expire_timed_out(self, job_id: str, fence: int, timeout_s: float) -> str: ...
+
+    # ---- daemons ----------------------------------------------------------------------
+
+    def record_daemon(self, host: str, pid: int, workers: int) -> None:
+        """A daemon's heartbeat: daemon ``pid`` on ``host`` is alive with ``workers``
+        workers. The first one sets ``started_at``; records unseen for
+        FORGET_DAEMONS_AFTER_S are dropped."""
+        ...
+
+    def forget_daemon(self, host: str, pid: int) -> None:
+        """Drop a daemon's record: it stopped cleanly."""
+        ...
+
+    def daemons(self, seen_within_s: float) -> list[dict[str, Any]]:
+        """Daemons seen in the last ``seen_within_s`` seconds, by host then pid: dicts of
+        ``host``, ``pid``, ``workers``, ``started_at``, ``last_seen`` (UTC text)."""
+        ...
 
     # ---- reading ----------------------------------------------------------------------
 

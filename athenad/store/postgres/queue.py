@@ -26,7 +26,7 @@ from athenad.errors import (
     StaleFence,
     UnknownParent,
 )
-from athenad.store.contract import States
+from athenad.store.contract import FORGET_DAEMONS_AFTER_S, States
 from athenad.store.jobspec import (
     ClaimedJob,
     JobSpec,
@@ -480,6 +480,25 @@ class PostgresJobQueue:
             return self.fail(job_id, fence, timed_out_message(timeout_s))
         except StaleFence:
             return ""
+
+    # ---- daemons ----------------------------------------------------------------------
+
+    def record_daemon(self, host: str, pid: int, workers: int) -> None:
+        """A daemon's heartbeat; records unseen for FORGET_DAEMONS_AFTER_S are dropped."""
+        with self._tx() as conn:
+            conn.execute(Q["record_daemon"], {"host": host, "pid": pid, "workers": workers})
+            conn.execute(Q["forget_stale_daemons"], {"after_s": FORGET_DAEMONS_AFTER_S})
+
+    def forget_daemon(self, host: str, pid: int) -> None:
+        """Drop a daemon's record: it stopped cleanly."""
+        with self._tx() as conn:
+            conn.execute(Q["forget_daemon"], {"host": host, "pid": pid})
+
+    def daemons(self, seen_within_s: float) -> list[dict[str, Any]]:
+        """Daemons seen in the last ``seen_within_s`` seconds, by host and pid."""
+        with self._tx() as conn, conn.cursor(row_factory=dict_row) as cursor:
+            rows = cursor.execute(Q["daemons"], {"within_s": float(seen_within_s)}).fetchall()
+        return [as_text_times(row) for row in rows]
 
     # ---- reading ----------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ from athenad.errors import (
 )
 from athenad.queue_thread import QueueThread
 from athenad.store import waiting
-from athenad.store.contract import STATUSES, States
+from athenad.store.contract import FORGET_DAEMONS_AFTER_S, STATUSES, States
 from athenad.store.jobspec import (
     ClaimedJob,
     JobSpec,
@@ -555,6 +555,26 @@ class JobQueue:
             return self.fail(job_id, fence, timed_out_message(timeout_s))
         except StaleFence:
             return ""
+
+    # ---- daemons ----------------------------------------------------------------------
+
+    def record_daemon(self, host: str, pid: int, workers: int) -> None:
+        """A daemon's heartbeat; records unseen for FORGET_DAEMONS_AFTER_S are dropped."""
+        now = time.time()
+        params = {"host": host, "pid": pid, "workers": workers, "now": format_epoch(now)}
+        with self._tx():
+            self.conn.execute(Q["record_daemon"], params)
+            before = format_epoch(now - FORGET_DAEMONS_AFTER_S)
+            self.conn.execute(Q["forget_stale_daemons"], {"before": before})
+
+    def forget_daemon(self, host: str, pid: int) -> None:
+        """Drop a daemon's record: it stopped cleanly."""
+        with self._tx():
+            self.conn.execute(Q["forget_daemon"], {"host": host, "pid": pid})
+
+    def daemons(self, seen_within_s: float) -> list[dict[str, Any]]:
+        """Daemons seen in the last ``seen_within_s`` seconds, by host and pid."""
+        return self.named_rows("daemons", {"since": _later(-seen_within_s)})
 
     # ---- reading ----------------------------------------------------------------------
 

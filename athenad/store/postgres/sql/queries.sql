@@ -312,3 +312,22 @@ LIMIT %(limit)s;
 SELECT status, count(*) FROM jobs
 WHERE status IN ('blocked', 'pending', 'running')
 GROUP BY status;
+
+-- ===== daemons =====
+
+-- name: record_daemon
+-- A daemon's heartbeat: its first one also notes when it started.
+INSERT INTO daemons (host, pid, workers) VALUES (%(host)s, %(pid)s, %(workers)s)
+ON CONFLICT (host, pid) DO UPDATE SET workers = excluded.workers, last_seen = now();
+
+-- name: forget_stale_daemons
+-- Daemons that died without a clean stop, long enough ago to matter to no one.
+DELETE FROM daemons WHERE last_seen < now() - make_interval(secs => %(after_s)s);
+
+-- name: forget_daemon
+DELETE FROM daemons WHERE host = %(host)s AND pid = %(pid)s;
+
+-- name: daemons
+SELECT host, pid, workers, started_at, last_seen FROM daemons
+WHERE last_seen >= now() - make_interval(secs => %(within_s)s)
+ORDER BY host, pid;

@@ -405,3 +405,23 @@ FROM (
 )
 GROUP BY agent_type, event
 ORDER BY agent_type, event;
+
+-- ===== daemons =====
+
+-- name: record_daemon
+-- A daemon's heartbeat: its first one also notes when it started.
+INSERT INTO daemons (host, pid, workers, started_at, last_seen)
+VALUES (:host, :pid, :workers, :now, :now)
+ON CONFLICT (host, pid) DO UPDATE SET workers = excluded.workers, last_seen = excluded.last_seen;
+
+-- name: forget_stale_daemons
+-- Daemons that died without a clean stop, long enough ago to matter to no one.
+DELETE FROM daemons WHERE last_seen < :before;
+
+-- name: forget_daemon
+DELETE FROM daemons WHERE host = :host AND pid = :pid;
+
+-- name: daemons
+SELECT host, pid, workers, started_at, last_seen FROM daemons
+WHERE last_seen >= :since
+ORDER BY host, pid;
