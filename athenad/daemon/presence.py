@@ -49,14 +49,20 @@ class DaemonPresence:
         self.workers = workers
         self.interval = interval
         self.stopped = threading.Event()
+        self.due = threading.Event()  # renew now, not at the next interval
         self.thread = threading.Thread(target=self._run, name="daemon-presence", daemon=True)
 
     def start(self) -> None:
         self.thread.start()
 
+    def renew_soon(self) -> None:
+        """Renew the record now: the number of workers changed (all of them are up)."""
+        self.due.set()
+
     def stop(self) -> None:
         """Delete the record (from the thread, on its own store) and wait a little for it."""
         self.stopped.set()
+        self.due.set()
         if self.thread.is_alive():
             self.thread.join(timeout=STOP_WAIT_S)
 
@@ -68,7 +74,9 @@ class DaemonPresence:
                 store.record_daemon(self.host, self.pid, self.workers())
             except Exception as exc:  # the next beat tries again; the lease keeps jobs safe
                 log.warning("daemon_record_failed", error=" ".join(str(exc).split()))
-            if self.stopped.wait(self.interval):
+            self.due.wait(self.interval)
+            self.due.clear()
+            if self.stopped.is_set():
                 break
         if store is None:
             return

@@ -480,6 +480,8 @@ class Supervisor:
             log.info("daemon_ready", pid=os.getpid(), workers=len(up))
             self.report_ready(f"READY {os.getpid()}")
             self.notifier.ready(status)
+            if self.presence is not None:
+                self.presence.renew_soon()
         elif time.monotonic() - self.boot_started > BOOT_TIMEOUT_S:
             self.fail_boot(f"workers did not start within {BOOT_TIMEOUT_S:g} s")
 

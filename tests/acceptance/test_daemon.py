@@ -78,6 +78,11 @@ def test_start_status_stop_as_a_background_service(home):
             "started_at",
         }
         assert set(report["queue"]) == {"blocked", "pending", "running"}
+        # On SQLite the hosts are this daemon alone, named by the machine's hostname.
+        assert [(entry["host"], entry["pid"]) for entry in report["hosts"]] == [
+            (socket.gethostname(), pid)
+        ]
+        assert set(report["hosts"][0]) >= {"host", "pid", "workers", "last_seen"}
         worker_pids = [w["pid"] for w in report["workers"]]
 
         again = cli("athenad", "start", home=home)
@@ -95,7 +100,8 @@ def test_start_status_stop_as_a_background_service(home):
     assert stopped.returncode == 0, stopped.stderr
     assert not alive(pid)
     assert not any(alive(p) for p in worker_pids)
-    assert cli_json("athenad", "status", home=home)["running"] is False
+    after = cli_json("athenad", "status", home=home)
+    assert after["running"] is False and after["hosts"] == []  # a clean stop leaves no record
 
 
 def test_stale_pid_file_is_taken_over(home):
