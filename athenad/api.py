@@ -8,27 +8,28 @@ job_id = await orchestrator.create_task_with_checkpoints("plan", {...}, checkpoi
 checkpoint = await orchestrator.resume_task_from_checkpoint(job_id)
 session_id = orchestrator.create_conversation_session(name="PR #123 Review")
 
-The async calls run their SQLite work on the orchestrator's own background thread
+TaskOrchestrator(database_url="postgresql://...") keeps all of it on PostgreSQL.
+
+The async calls run their database work on the orchestrator's own background thread
 (with its own connection), so the event loop keeps running; the plain calls run on
 the caller's thread.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from athenad.errors import InvalidInput, InvalidTransition, JobNotFound, StaleFence
+from athenad.errors import ConfigError, InvalidInput, InvalidTransition, JobNotFound, StaleFence
 from athenad.model import Job
 from athenad.queue_thread import QueueThread
-from athenad.storage.checkpoints import (
-    ANY_ITERATION,
-    DEFAULT_KEEP,
-    CheckpointInfo,
-    CheckpointStore,
-)
-from athenad.storage.sessions import Message, Role, SessionInfo, SessionManager
+from athenad.storage import file_stores, postgres_stores
+from athenad.storage.checkpoints import ANY_ITERATION, DEFAULT_KEEP, CheckpointInfo
+from athenad.storage.contract import CheckpointStore, SessionStore
+from athenad.storage.sessions import Message, Role, SessionInfo
+from athenad.store.backend import open_postgres_queue
 from athenad.store.contract import JobStore
 from athenad.store.sqlite.queue import JobQueue
 from athenad.store.waiting import run_parallel_tasks, wait_for_jobs
@@ -38,7 +39,9 @@ INTERVAL_KEY = "checkpoint_interval"
 
 
 class TaskOrchestrator:
-    """Jobs in SQLite (``db_path``), sessions and checkpoints as files (``session_dir``)."""
+    """Jobs in SQLite (``db_path``), sessions and checkpoints as files (``session_dir``);
+    or, with ``database_url`` (``postgresql://...``), all three in that database's
+    ``database_schema``, shared with every daemon and host using it."""
 
     def __init__(
         self,
@@ -46,22 +49,33 @@ class TaskOrchestrator:
         session_dir: str | Path = ".athena",
         *,
         synchronous: str = "NORMAL",
+        database_url: str | None = None,
+        database_schema: str = "athena",
     ) -> None:
         state_dir = Path(session_dir)
         if state_dir.name == "sessions":
             state_dir = state_dir.parent
         self.state_dir = state_dir
         run_dir = state_dir / "run"
-        self.queue = JobQueue(db_path, synchronous=synchronous, run_dir=run_dir)
-        self.queue_thread = QueueThread(
-            lambda: JobQueue(db_path, synchronous=synchronous, run_dir=run_dir)
-        )
-        self.sessions = SessionManager(state_dir / "sessions")
-        self.checkpoints = CheckpointStore(state_dir / "checkpoints")
+        open_queue: Callable[[], JobStore]
+        if database_url:
+            url, schema = database_url, database_schema
+            open_queue = partial(open_postgres_queue, url, schema)
+            self.queue = open_queue()
+            # The stores borrow the queue's pool: one pool for this thread's work.
+            self.stores = postgres_stores(url, schema, pool=getattr(self.queue, "pool", None))
+        else:
+            open_queue = partial(JobQueue, db_path, synchronous=synchronous, run_dir=run_dir)
+            self.queue = open_queue()
+            self.stores = file_stores(state_dir)
+        self.queue_thread = QueueThread(open_queue)
+        self.sessions: SessionStore = self.stores.sessions
+        self.checkpoints: CheckpointStore = self.stores.checkpoints
 
     def close(self) -> None:
         """Close both connections (after async work already asked for has finished)."""
         self.queue_thread.close()
+        self.stores.close()
         self.queue.close()
 
     def __enter__(self) -> TaskOrchestrator:
@@ -104,19 +118,26 @@ class TaskOrchestrator:
 
     # ---- the seed's analytics ---------------------------------------------------------
 
+    def _named_rows(self, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        named_rows = getattr(self.queue, "named_rows", None)
+        if named_rows is None:
+            raise ConfigError("these analytics read a SQLite queue only so far.")
+        rows: list[dict[str, Any]] = named_rows(name, params)
+        return rows
+
     def agent_performance(self, since: str = "1d") -> list[dict[str, Any]]:
         """Which agents are slow: jobs, average, min and max duration per agent type."""
-        return self.queue.named_rows("agent_performance", {"since": parse_since(since)})
+        return self._named_rows("agent_performance", {"since": parse_since(since)})
 
     def recent_failures(self, limit: int = 10, since: str = "all") -> list[dict[str, Any]]:
         """The newest failed jobs, with their errors."""
-        return self.queue.named_rows(
+        return self._named_rows(
             "recent_failures", {"since": parse_since(since), "type": None, "limit": limit}
         )
 
     def counts_by_type_and_status(self, start: str, end: str) -> list[dict[str, Any]]:
         """Jobs by type and status created between two timestamps (inclusive)."""
-        return self.queue.named_rows("counts_by_type_and_status", {"start": start, "end": end})
+        return self._named_rows("counts_by_type_and_status", {"start": start, "end": end})
 
     # ---- checkpoints (the seed's Example 2) ---------------------------------------------
 

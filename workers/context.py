@@ -11,8 +11,7 @@ from workers.interrupts import Cancelled, JobLost, ShuttingDown
 
 if TYPE_CHECKING:
     from athenad.paths import Home
-    from athenad.storage.checkpoints import CheckpointStore
-    from athenad.storage.sessions import SessionManager
+    from athenad.storage.contract import CheckpointStore, SessionStore
     from athenad.store.jobspec import ClaimedJob
 
 
@@ -34,7 +33,7 @@ class JobHost(Protocol):
     def checkpoints(self) -> CheckpointStore: ...
 
     @property
-    def sessions(self) -> SessionManager: ...
+    def sessions(self) -> SessionStore: ...
 
     def track_process_group(self, pgid: int) -> None: ...
 

@@ -27,6 +27,8 @@ from athenad.daemon.identity import make_worker_id
 from athenad.daemon.status import WorkerHeartbeat, child_groups_path, heartbeat_path
 from athenad.errors import AthenaError, DatabaseBusy, InvalidInput, StaleFence
 from athenad.paths import Home
+from athenad.storage import open_stores
+from athenad.storage.contract import CheckpointStore, SessionStore
 from athenad.store.backend import open_store
 from athenad.store.jobspec import ClaimedJob, timed_out_message
 from athenad.util.fsutil import atomic_write
@@ -111,8 +113,8 @@ class Worker:
         self.running: ClaimedJob | None = None
         self.timeout_for: ClaimedJob | None = None  # the job the armed SIGALRM belongs to
         self.pending_interrupt: tuple[ClaimedJob, WorkerInterrupt] | None = None
-        self._checkpoints = None
-        self._sessions = None
+        self._checkpoints: CheckpointStore | None = None
+        self._sessions: SessionStore | None = None
         self._heartbeat_written: tuple | None = None
         self.child_groups: set[int] = set()
         self._main_thread = threading.get_ident()  # made in the main thread
@@ -145,20 +147,23 @@ class Worker:
         threading.Thread(target=self._control_loop, name="job-control", daemon=True).start()
         log.info("worker_started", pid=self.pid, worker_id=self.worker_id)
 
-    @property
-    def checkpoints(self):
-        if self._checkpoints is None:
-            from athenad.storage.checkpoints import CheckpointStore
+    def _open_stores(self) -> None:
+        # Files in the home, or tables on the queue's own PostgreSQL pool.
+        stores = open_stores(self.home, self.config.daemon, queue=self.queue)
+        self._checkpoints, self._sessions = stores.checkpoints, stores.sessions
 
-            self._checkpoints = CheckpointStore(self.home.checkpoints_dir)
+    @property
+    def checkpoints(self) -> CheckpointStore:
+        if self._checkpoints is None:
+            self._open_stores()
+        assert self._checkpoints is not None
         return self._checkpoints
 
     @property
-    def sessions(self):
+    def sessions(self) -> SessionStore:
         if self._sessions is None:
-            from athenad.storage.sessions import SessionManager
-
-            self._sessions = SessionManager(self.home.sessions_dir)
+            self._open_stores()
+        assert self._sessions is not None
         return self._sessions
 
     # ---- signals (handlers only set flags or raise into the running agent) ------------

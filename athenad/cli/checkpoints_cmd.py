@@ -1,4 +1,5 @@
-"""``athenactl checkpoints ID``: list a job's checkpoint files and whether they verify."""
+"""``athenactl checkpoints ID``: list a job's checkpoints (files, or rows on PostgreSQL)
+and whether they verify."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from athenad.cli.common import (
     resolve_home,
 )
 from athenad.config import load_config
-from athenad.storage.checkpoints import CheckpointInfo, CheckpointStore
+from athenad.storage import open_stores
+from athenad.storage.checkpoints import CheckpointInfo
 from athenad.store.backend import has_database, open_store
 
 
@@ -63,7 +65,8 @@ def checkpoints_command(job_id: str, as_json: bool, home: str | None) -> None:
         fail(f"job {job_id!r} does not exist: there is no database at {where.db_path}.")
     with contextlib.closing(open_store(where, settings)) as queue:
         recorded = queue.get(job_id).get("checkpoint_iteration")
-    infos = CheckpointStore(where.checkpoints_dir).list(job_id)
+        with contextlib.closing(open_stores(where, settings, queue=queue)) as stores:
+            infos = stores.checkpoints.list(job_id)
     if as_json:
         print_json(infos)
         return

@@ -33,22 +33,34 @@ import click
 
 from athenad.cli.common import fail, handle_errors, home_option, json_option, print_json
 from athenad.cli.common import resolve_home as _resolve_home
+from athenad.config import load_config
 from athenad.errors import InvalidInput
 from athenad.storage import backup as backup_mod
-from athenad.storage.sessions import Message, Role, SessionInfo, SessionManager
+from athenad.storage import open_stores
+from athenad.storage.contract import SessionStore
+from athenad.storage.sessions import Message, Role, SessionInfo
 from athenad.storage.sessions.transfer import FORMATS, export_session, import_session
+from athenad.store.backend import SQLITE, backend_of
 from athenad.util.fsutil import atomic_write
 from athenad.util.logs import configure_logging
 
 PICKER_ROWS = 20
 
 
-def _manager(home: str | None, *, create: bool = False) -> SessionManager:
-    """The home's sessions; unless ``create``, the home must already have ``.athena/``."""
+def _manager(home: str | None, *, create: bool = False) -> SessionStore:
+    """The home's sessions: files, or the tables of its PostgreSQL database.
+
+    Unless ``create``, a home on files must already have ``.athena/``. The store is
+    closed when the command ends.
+    """
     resolved = _resolve_home(home)
-    if not create and not resolved.state_dir.is_dir():
+    settings = load_config(resolved).daemon
+    on_files = backend_of(settings) == SQLITE
+    if on_files and not create and not resolved.state_dir.is_dir():
         raise InvalidInput(f"{resolved.root} is not an Athena home (it has no .athena/ directory).")
-    return SessionManager(resolved.sessions_dir)
+    stores = open_stores(resolved, settings)
+    click.get_current_context().call_on_close(stores.close)
+    return stores.sessions
 
 
 def _pipe_safe(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -120,7 +132,7 @@ def _print_messages(messages: list[Message]) -> None:
             click.echo(f"    {line}")
 
 
-def _show(manager: SessionManager, session_id: str, last: int | None, as_json: bool) -> None:
+def _show(manager: SessionStore, session_id: str, last: int | None, as_json: bool) -> None:
     with _repair_warnings():
         messages = manager.get_messages(session_id)
     info = manager.get_session(session_id)
@@ -145,7 +157,7 @@ def _show(manager: SessionManager, session_id: str, last: int | None, as_json: b
 
 @click.group("sessions")
 def sessions_group() -> None:
-    """Conversation sessions: plain JSON Lines files under .athena/sessions/."""
+    """Conversation sessions: JSON Lines files under .athena/sessions/ (tables on PostgreSQL)."""
     _quiet_logs()
 
 
@@ -242,7 +254,7 @@ def _matches(info: SessionInfo, query: str) -> bool:
     return any(query in value.lower() for value in fields)
 
 
-def _pick(manager: SessionManager) -> str:
+def _pick(manager: SessionStore) -> str:
     sessions = manager.list_sessions()
     if not sessions:
         fail("there are no sessions to resume.")
@@ -345,7 +357,7 @@ def import_cmd(file: str, as_json: bool, home: str | None) -> None:
 @handle_errors
 @_pipe_safe
 def reindex_cmd(as_json: bool, home: str | None) -> None:
-    """Rebuild index.json from the session files."""
+    """Rebuild index.json from the session files (on PostgreSQL: count the sessions)."""
     count = _manager(home).reindex()
     print_json({"sessions": count}) if as_json else click.echo(f"indexed {count} sessions.")
 
@@ -357,7 +369,7 @@ def reindex_cmd(as_json: bool, home: str | None) -> None:
 @handle_errors
 @_pipe_safe
 def rm_cmd(session_id: str, as_json: bool, home: str | None) -> None:
-    """Delete a session file and its sidecars."""
+    """Delete a session (its file and sidecars, or its rows)."""
     _manager(home).delete_session(session_id)
     print_json({"id": session_id, "removed": True}) if as_json else click.echo(
         f"removed {session_id}."

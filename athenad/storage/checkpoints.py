@@ -107,13 +107,13 @@ def _checksum(body: bytes) -> str:
     return f"{CHECKSUM_ALGO}:{hashlib.sha256(body).hexdigest()}"
 
 
-def _check_job_id(job_id: Any) -> str:
+def check_job_id(job_id: Any) -> str:
     if not isinstance(job_id, str) or not _JOB_ID.fullmatch(job_id):
         raise InvalidInput(f"job id {job_id!r} cannot name a checkpoint file.")
     return job_id
 
 
-def _check_iteration(iteration: Any) -> int:
+def check_iteration(iteration: Any) -> int:
     if isinstance(iteration, bool) or not isinstance(iteration, int) or iteration < 0:
         raise InvalidInput(f"checkpoint iteration {iteration!r} is not a non-negative integer.")
     return iteration
@@ -126,7 +126,7 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def _write_reason(exc: OSError) -> str:
+def write_reason(exc: OSError) -> str:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return "the disk is full"
     return exc.strerror or str(exc)
@@ -156,8 +156,29 @@ def decode_file(data: bytes, job_id: str, iteration: int) -> Checkpoint:
             f"torn or damaged file: body is {max(len(body) - 1, 0)} bytes, "
             f"header says {header.body_bytes}"
         )
-    body = body[:-1]
-    if _checksum(body) != header.checksum:
+    return decode_body(body[:-1], header.checksum, job_id, iteration, header.created_at)
+
+
+def encode_body(job_id: str, iteration: int, state: Any, messages: Any) -> bytes:
+    """The checkpoint's body (state and messages) as msgspec JSON; InvalidInput if it cannot be."""
+    try:
+        return _body_encoder.encode(_Body(state, [] if messages is None else list(messages)))
+    except (TypeError, ValueError, OverflowError, msgspec.EncodeError) as exc:
+        raise InvalidInput(
+            f"the checkpoint of job {job_id} iteration {iteration} cannot be encoded: {exc}"
+        ) from None
+
+
+def body_checksum(body: bytes) -> str:
+    """``sha256:<hex>`` of an encoded body: what a checkpoint's header or row records."""
+    return _checksum(body)
+
+
+def decode_body(
+    body: bytes, checksum: str, job_id: str, iteration: int, created_at: str
+) -> Checkpoint:
+    """Verify a body against its recorded checksum and decode it; CheckpointCorrupt if not."""
+    if _checksum(body) != checksum:
         raise CheckpointCorrupt("checksum mismatch: the body was changed or damaged")
     try:
         decoded = _body_decoder.decode(body)
@@ -166,13 +187,13 @@ def decode_file(data: bytes, job_id: str, iteration: int) -> Checkpoint:
     return Checkpoint(
         job_id=job_id,
         iteration=iteration,
-        created_at=header.created_at,
+        created_at=created_at,
         state=decoded.state,
         messages=decoded.messages,
     )
 
 
-class CheckpointStore:
+class FileCheckpointStore:
     """The checkpoint files of every job in one directory (a home's checkpoints_dir)."""
 
     def __init__(self, checkpoint_dir: str | os.PathLike[str]) -> None:
@@ -180,7 +201,7 @@ class CheckpointStore:
 
     def path_for(self, job_id: str, iteration: int) -> Path:
         """Where the checkpoint of ``job_id`` at ``iteration`` lives."""
-        return self.dir / f"job-{_check_job_id(job_id)}-iter{_check_iteration(iteration)}.json"
+        return self.dir / f"job-{check_job_id(job_id)}-iter{check_iteration(iteration)}.json"
 
     # ---- writing ----------------------------------------------------------------------
 
@@ -228,12 +249,7 @@ class CheckpointStore:
 
     @staticmethod
     def _encode(job_id: str, iteration: int, state: Any, messages: Any) -> tuple[bytes, str]:
-        try:
-            body = _body_encoder.encode(_Body(state, [] if messages is None else list(messages)))
-        except (TypeError, ValueError, OverflowError, msgspec.EncodeError) as exc:
-            raise InvalidInput(
-                f"the checkpoint of job {job_id} iteration {iteration} cannot be encoded: {exc}"
-            ) from None
+        body = encode_body(job_id, iteration, state, messages)
         created_at = utc_now_text()
         header = _Header(
             format=FORMAT_VERSION,
@@ -249,7 +265,7 @@ class CheckpointStore:
     def _write_error(job_id: str, iteration: int, exc: OSError) -> CheckpointWriteError:
         return CheckpointWriteError(
             f"the checkpoint of job {job_id} iteration {iteration} was not written because "
-            f"{_write_reason(exc)}; the previous checkpoint is unchanged."
+            f"{write_reason(exc)}; the previous checkpoint is unchanged."
         )
 
     # ---- reading ----------------------------------------------------------------------
@@ -270,7 +286,7 @@ class CheckpointStore:
         checkpoint) means there is nothing to resume. Left out, every file counts.
         Torn or corrupt files are skipped with a ``checkpoint_invalid`` warning.
         """
-        _check_job_id(job_id)
+        check_job_id(job_id)
         if at_most is None:
             return None
         for iteration, path in reversed(self._files(job_id)):
@@ -281,7 +297,7 @@ class CheckpointStore:
             except FileNotFoundError:
                 continue  # pruned between the listing and the read
             except (CheckpointCorrupt, OSError) as exc:
-                reason = str(exc) if isinstance(exc, CheckpointCorrupt) else _write_reason(exc)
+                reason = str(exc) if isinstance(exc, CheckpointCorrupt) else write_reason(exc)
                 log.warning("checkpoint_invalid", job_id=job_id, path=str(path), reason=reason)
         return None
 
@@ -330,7 +346,7 @@ class CheckpointStore:
         return [iteration for iteration, _ in self._files(job_id)]
 
     def _files(self, job_id: str) -> builtins.list[tuple[int, Path]]:
-        prefix = f"job-{_check_job_id(job_id)}-iter"
+        prefix = f"job-{check_job_id(job_id)}-iter"
         try:
             names = os.listdir(self.dir)
         except FileNotFoundError:
@@ -384,3 +400,7 @@ class CheckpointStore:
                         with contextlib.suppress(FileNotFoundError):
                             (self.dir / name).unlink()
         return count
+
+
+# The name users import (``from athenad import CheckpointStore``): the file store.
+CheckpointStore = FileCheckpointStore

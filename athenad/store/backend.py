@@ -50,6 +50,12 @@ def open_store(home: Home, settings: DaemonConfig, **sqlite_options: Any) -> Job
         from athenad.store.sqlite.queue import JobQueue
 
         return JobQueue(home.db_path, run_dir=home.run_dir, **sqlite_options)
+    return open_postgres_queue(settings.database_url, settings.database_schema)
+
+
+def open_postgres_queue(url: str, schema: str) -> JobStore:
+    """The PostgreSQL queue in ``schema``; a job submitted with a session needs the
+    session in that schema's sessions table (where every host finds it)."""
     try:
         from athenad.store.postgres.queue import PostgresJobQueue
     except ImportError:
@@ -57,14 +63,11 @@ def open_store(home: Home, settings: DaemonConfig, **sqlite_options: Any) -> Job
             "database_url names a PostgreSQL server, but psycopg is not installed: "
             "install athena[postgres]."
         ) from None
-    from athenad.storage.sessions.files import SUFFIX
+    from athenad.storage.postgres.sessions import PostgresSessionStore
 
-    def session_exists(session_id: str) -> bool:
-        return (home.sessions_dir / f"{session_id}{SUFFIX}").exists()
-
-    return PostgresJobQueue(
-        settings.database_url, schema=settings.database_schema, session_exists=session_exists
-    )
+    queue = PostgresJobQueue(url, schema=schema)
+    queue.session_exists = PostgresSessionStore(queue.pool, schema).exists
+    return queue
 
 
 def migrate_database(home: Home, settings: DaemonConfig) -> int:

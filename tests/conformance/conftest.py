@@ -12,6 +12,14 @@ from typing import Any
 
 import pytest
 
+# The checkpoint and session stores' fixtures (files and PostgreSQL).
+from tests.conformance.storage_backends import (  # noqa: F401
+    backend_where,
+    both_backends,
+    stores,
+    stores_factory,
+)
+
 StoreFactory = Callable[[], Any]
 
 

@@ -30,6 +30,7 @@ from athenad.storage.sessions.files import (
     check_session_id,
     check_text,
     encode_line,
+    is_valid_session_id,
 )
 from athenad.storage.sessions.gitinfo import current_branch
 from athenad.storage.sessions.index import SessionIndex, SessionInfo, note_activity, summarize
@@ -80,7 +81,7 @@ def new_session_id() -> str:
     return "session-" + new_job_id()
 
 
-def _check_tags(tags: Iterable[str] | str) -> list[str]:
+def check_tags(tags: Iterable[str] | str) -> list[str]:
     if isinstance(tags, str):
         tags = [tags]
     out: list[str] = []
@@ -91,6 +92,41 @@ def _check_tags(tags: Iterable[str] | str) -> list[str]:
         if tag not in out:
             out.append(tag)
     return out
+
+
+def new_header(
+    name: str | None,
+    tags: Iterable[str] | str,
+    git_branch: str | None,
+    imported_from: str | None,
+    cwd: Path | None,
+) -> Header:
+    """The header of a new session (its id still empty); the branch defaults to cwd's."""
+    if name is not None:
+        check_text(name, "the session name")
+    if git_branch is not None:
+        check_text(git_branch, "the branch")
+    where = cwd or Path.cwd()
+    return Header(
+        format=FORMAT_VERSION,
+        id="",
+        name=name,
+        tags=check_tags(tags),
+        git_branch=git_branch if git_branch is not None else current_branch(where),
+        # A directory name need not be UTF-8; the header must be.
+        cwd=os.fsencode(where).decode("utf-8", "replace"),
+        created_at=utc_now_text(),
+        imported_from=imported_from,
+    )
+
+
+def check_message(role: Role | str, content: Any, metadata: Any) -> Role:
+    """Refuse what no store may append (unknown role, non-UTF-8 text, odd metadata)."""
+    checked = coerce_role(role)
+    check_text(content, "the message content")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise InvalidInput("message metadata must be a dict.")
+    return checked
 
 
 class SessionManager:
@@ -125,6 +161,10 @@ class SessionManager:
         """The file of a session; raises InvalidInput for anything but a valid id."""
         return self.dir / f"{check_session_id(session_id)}{SUFFIX}"
 
+    def exists(self, session_id: str) -> bool:
+        """Whether a session has this id (a malformed id names none)."""
+        return is_valid_session_id(session_id) and self.path_for(session_id).exists()
+
     def _existing(self, session_id: str) -> Path:
         path = self.path_for(session_id)
         if not path.exists():
@@ -142,32 +182,8 @@ class SessionManager:
         imported_from: str | None = None,
     ) -> str:
         """Create an empty session and return its id; the branch defaults to the cwd's."""
-        header = self._header(name, tags, git_branch, imported_from)
+        header = new_header(name, tags, git_branch, imported_from, self.cwd)
         return self.write_new_session(header, [])
-
-    def _header(
-        self,
-        name: str | None,
-        tags: Iterable[str] | str,
-        git_branch: str | None,
-        imported_from: str | None,
-    ) -> Header:
-        if name is not None:
-            check_text(name, "the session name")
-        if git_branch is not None:
-            check_text(git_branch, "the branch")
-        cwd = self.cwd or Path.cwd()
-        return Header(
-            format=FORMAT_VERSION,
-            id="",
-            name=name,
-            tags=_check_tags(tags),
-            git_branch=git_branch if git_branch is not None else current_branch(cwd),
-            # A directory name need not be UTF-8; the header must be.
-            cwd=os.fsencode(cwd).decode("utf-8", "replace"),
-            created_at=utc_now_text(),
-            imported_from=imported_from,
-        )
 
     def write_new_session(
         self, header: Header, messages: list[Message], *, session_id: str | None = None
@@ -200,10 +216,7 @@ class SessionManager:
         metadata: dict[str, Any] | None = None,
     ) -> Message:
         """Append one message (one line) and return it with its ``seq`` and checksum."""
-        role = coerce_role(role)
-        check_text(content, "the message content")
-        if metadata is not None and not isinstance(metadata, dict):
-            raise InvalidInput("message metadata must be a dict.")
+        role = check_message(role, content, metadata)
         path = self.path_for(session_id)
         message = files.append_message(path, role.value, content, metadata, durable=self.durable)
         note_activity(self.dir, session_id)

@@ -9,7 +9,8 @@
 
 An import keeps roles, contents, timestamps and metadata; messages are numbered
 afresh from 1. The original id is kept unless it is taken, in which case the session
-gets a new id and ``imported_from`` names the original.
+gets a new id and ``imported_from`` names the original. Both work on any session
+store, so a session exported from files imports into PostgreSQL and back unchanged.
 """
 
 from __future__ import annotations
@@ -20,15 +21,17 @@ from typing import Any
 import msgspec
 
 from athenad.errors import InvalidInput
+from athenad.storage.contract import SessionStore
 from athenad.storage.sessions.files import (
     FORMAT_VERSION,
     Header,
     Message,
     check_text,
     encode_line,
+    is_valid_session_id,
     make_message,
 )
-from athenad.storage.sessions.manager import SessionManager, coerce_role
+from athenad.storage.sessions.manager import coerce_role
 from athenad.util.timefmt import format_ts, utc_now_text
 
 FORMATS = ("md", "json", "jsonl")
@@ -70,7 +73,7 @@ class _LooseDocument(msgspec.Struct):
 _encoder = msgspec.json.Encoder()
 
 
-def export_session(manager: SessionManager, session_id: str, fmt: str) -> str:
+def export_session(manager: SessionStore, session_id: str, fmt: str) -> str:
     """The session as text in ``fmt`` (md, json or jsonl)."""
     if fmt not in FORMATS:
         raise InvalidInput(f"export format {fmt!r} is not one of {', '.join(FORMATS)}.")
@@ -107,7 +110,7 @@ def _to_markdown(header: Header, messages: list[Message]) -> str:
     return "\n".join(out)
 
 
-def import_session(manager: SessionManager, data: bytes | str, source: str = "input") -> str:
+def import_session(manager: SessionStore, data: bytes | str, source: str = "input") -> str:
     """Create a session from an export in any of our formats; returns its id.
 
     Every field is checked first (text is UTF-8, timestamps are times, roles are
@@ -128,11 +131,7 @@ def import_session(manager: SessionManager, data: bytes | str, source: str = "in
     for seq, (loose, where) in enumerate(zip(messages, places, strict=True), start=1):
         made.append(_checked_message(seq, loose, where))
     wanted = header.id
-    valid_id = True
-    try:
-        manager.path_for(wanted or "")
-    except InvalidInput:
-        valid_id = False
+    valid_id = is_valid_session_id(wanted)
     if not valid_id and wanted:
         new_header.imported_from = wanted
     return manager.write_new_session(new_header, made, session_id=wanted if valid_id else None)

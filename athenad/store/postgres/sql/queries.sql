@@ -331,3 +331,123 @@ DELETE FROM daemons WHERE host = %(host)s AND pid = %(pid)s;
 SELECT host, pid, workers, started_at, last_seen FROM daemons
 WHERE last_seen >= now() - make_interval(secs => %(within_s)s)
 ORDER BY host, pid;
+
+-- ===== checkpoints =====
+
+-- name: save_checkpoint
+-- Saving an iteration again replaces it, as renaming over a checkpoint file does.
+INSERT INTO checkpoints (job_id, iteration, body, sha256)
+VALUES (%(job_id)s, %(iteration)s, %(body)s, %(sha256)s)
+ON CONFLICT (job_id, iteration) DO UPDATE
+SET body = excluded.body, sha256 = excluded.sha256, created_at = excluded.created_at
+RETURNING created_at;
+
+-- name: checkpoint
+SELECT iteration, body, sha256, created_at FROM checkpoints
+WHERE job_id = %(job_id)s AND iteration = %(iteration)s;
+
+-- name: checkpoints_newest_first
+-- Candidates to resume from; at_most NULL means no upper bound.
+SELECT iteration, body, sha256, created_at FROM checkpoints
+WHERE job_id = %(job_id)s AND (%(at_most)s::bigint IS NULL OR iteration <= %(at_most)s::bigint)
+ORDER BY iteration DESC;
+
+-- name: checkpoints_oldest_first
+SELECT iteration, body, sha256, created_at FROM checkpoints
+WHERE job_id = %(job_id)s
+ORDER BY iteration;
+
+-- name: checkpoint_iterations
+SELECT iteration FROM checkpoints WHERE job_id = %(job_id)s ORDER BY iteration;
+
+-- name: discard_checkpoint
+DELETE FROM checkpoints WHERE job_id = %(job_id)s AND iteration = %(iteration)s;
+
+-- name: prune_checkpoints
+-- Everything but the newest `keep` iterations of a job.
+DELETE FROM checkpoints
+WHERE job_id = %(job_id)s AND iteration NOT IN (
+    SELECT iteration FROM checkpoints WHERE job_id = %(job_id)s
+    ORDER BY iteration DESC LIMIT %(keep)s
+)
+RETURNING iteration;
+
+-- name: remove_checkpoints
+DELETE FROM checkpoints WHERE job_id = %(job_id)s;
+
+-- ===== sessions =====
+
+-- name: insert_session
+-- A taken id inserts nothing (and returns no row): the caller picks another.
+INSERT INTO sessions AS s (
+    id, format, name, tags, git_branch, cwd, imported_from, created_at, updated_at,
+    last_seq, message_count, size_bytes
+) VALUES (
+    %(id)s, %(format)s, %(name)s, %(tags)s, %(git_branch)s, %(cwd)s, %(imported_from)s,
+    %(created_at)s, %(updated_at)s, %(last_seq)s, %(last_seq)s, %(size_bytes)s
+)
+ON CONFLICT (id) DO NOTHING
+RETURNING s.id;
+
+-- name: insert_session_event
+INSERT INTO session_events (session_id, seq, role, content, metadata, checksum, created_at)
+VALUES (
+    %(session_id)s, %(seq)s, %(role)s, %(content)s, %(metadata)s::json, %(checksum)s,
+    %(created_at)s
+);
+
+-- name: next_session_seq
+-- The next message number and its time; the row stays locked until the append commits,
+-- so appenders on every host take numbers one after another.
+UPDATE sessions SET last_seq = last_seq + 1, message_count = message_count + 1
+WHERE id = %(id)s
+RETURNING last_seq, date_trunc('milliseconds', clock_timestamp());
+
+-- name: append_session_event
+WITH added AS (
+    INSERT INTO session_events (session_id, seq, role, content, metadata, checksum, created_at)
+    VALUES (
+        %(session_id)s, %(seq)s, %(role)s, %(content)s, %(metadata)s::json, %(checksum)s,
+        %(created_at)s
+    )
+    RETURNING session_id
+)
+UPDATE sessions SET size_bytes = size_bytes + %(line_bytes)s, updated_at = %(created_at)s
+WHERE id = (SELECT session_id FROM added);
+
+-- name: session_header
+SELECT format, id, name, tags, git_branch, cwd, created_at, imported_from
+FROM sessions WHERE id = %(id)s;
+
+-- name: session_events
+-- metadata as its text, decoded as the session file's would be.
+SELECT seq, role, created_at, content, checksum, metadata::text
+FROM session_events WHERE session_id = %(id)s ORDER BY seq;
+
+-- name: session_info
+SELECT id, name, tags, git_branch, cwd, created_at, updated_at, message_count, size_bytes,
+       imported_from
+FROM sessions WHERE id = %(id)s;
+
+-- name: list_sessions
+-- Most recently active first; a NULL branch means every branch.
+SELECT id, name, tags, git_branch, cwd, created_at, updated_at, message_count, size_bytes,
+       imported_from
+FROM sessions
+WHERE %(git_branch)s::text IS NULL OR git_branch = %(git_branch)s::text
+ORDER BY updated_at DESC, id DESC;
+
+-- name: most_recent_session
+SELECT id FROM sessions
+WHERE %(git_branch)s::text IS NULL OR git_branch = %(git_branch)s::text
+ORDER BY updated_at DESC, id DESC
+LIMIT 1;
+
+-- name: delete_session
+DELETE FROM sessions WHERE id = %(id)s RETURNING id;
+
+-- name: session_exists
+SELECT 1 FROM sessions WHERE id = %(id)s;
+
+-- name: count_sessions
+SELECT count(*) FROM sessions;
