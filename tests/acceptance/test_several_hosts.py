@@ -9,6 +9,7 @@ every run's start and end (job, attempt, host, pid) in one file all hosts share.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import textwrap
 import time
@@ -47,8 +48,22 @@ LEDGER_AGENT = textwrap.dedent(
         note("start")
         time.sleep(ctx.payload["seconds"])
         note("end")
+
+    def stepwise(ctx):
+        # Steps after the last checkpoint only: each noted, then checkpointed.
+        done = ctx.checkpoint.iteration if ctx.checkpoint else 0
+        for step in range(done + 1, ctx.payload["steps"] + 1):
+            time.sleep(ctx.payload["seconds"])
+            with open(ctx.payload["ledger"], "a") as ledger:
+                line = {"job": ctx.job_id, "step": step, "host": os.environ["ATHENA_HOST"]}
+                ledger.write(json.dumps(line) + "\\n")
+            ctx.save_checkpoint(step, state={"step": step})
+        return done
     """
 )
+
+# Checkpoints reach another host only when they are stored on the database.
+CHECKPOINTS_ON_POSTGRES = importlib.util.find_spec("athenad.storage.postgres") is not None
 
 
 class Host:
@@ -60,6 +75,7 @@ class Host:
         (self.home.root / "ledgeragent.py").write_text(LEDGER_AGENT)
         self.home.config_path.write_text(
             f'[daemon]\nlease = {LEASE_S}\n\n[agents]\nledgered = "ledgeragent:run"\n'
+            'stepwise = "ledgeragent:stepwise"\n'
         )
         self.env = {
             "ATHENA_DATABASE_URL": url,
@@ -218,3 +234,43 @@ def test_a_dead_host_loses_its_jobs_to_the_others_and_joins_back(hosts, store, t
     print(f"jobs submitted after the restart, by host: {Counter(ran_later)}")
     assert dead.name in ran_later
     assert {entry["host"] for entry in survivor.status()["hosts"]} == set(HOSTS)
+
+
+@pytest.mark.skipif(
+    not CHECKPOINTS_ON_POSTGRES, reason="checkpoints are not stored on PostgreSQL in this build"
+)
+def test_a_checkpointing_job_resumes_on_another_host_from_its_last_checkpoint(
+    hosts, store, tmp_path
+):
+    ledger = tmp_path / "steps.jsonl"
+    first, second = hosts[:2]
+    first.start()
+    payload = {"ledger": str(ledger), "steps": 8, "seconds": 0.5}
+    job_id = store.submit("stepwise", payload)
+    wait_until(
+        lambda: (store.get(job_id)["checkpoint_iteration"] or 0) >= 3,
+        timeout=30,
+        what="three checkpoints",
+    )
+    second.start()  # a host to resume on, started only now so the job began on the first
+    assert first.daemon is not None
+    first.daemon.kill_all()
+    saved = store.get(job_id)["checkpoint_iteration"]
+
+    wait_until(
+        lambda: store.get(job_id)["status"] in ("completed", "failed"),
+        timeout=60,
+        what="the job to finish on the other host",
+    )
+    row = store.get(job_id)
+    assert row["status"] == "completed" and worker_host(row["worker_id"]) == second.name
+    assert row["resumed_from"] >= saved and row["result"] == row["resumed_from"]
+    steps = [(line["step"], line["host"]) for line in ledger_lines(ledger)]
+    # Steps up to the checkpoint it resumed from ran once, on the first host; the rest ran
+    # on the second (a step cut short by the kill may have been noted on both).
+    before = [step for step, _host in steps if step <= row["resumed_from"]]
+    assert sorted(before) == list(range(1, row["resumed_from"] + 1))
+    assert {host for step, host in steps if step <= row["resumed_from"]} == {first.name}
+    assert [step for step, host in steps if host == second.name] == list(
+        range(row["resumed_from"] + 1, payload["steps"] + 1)
+    )
