@@ -22,7 +22,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from athenad.errors import ConfigError, InvalidInput, InvalidTransition, JobNotFound, StaleFence
+from athenad.errors import InvalidInput, InvalidTransition, JobNotFound, StaleFence
 from athenad.model import Job
 from athenad.queue_thread import QueueThread
 from athenad.storage import file_stores, postgres_stores
@@ -120,10 +120,13 @@ class TaskOrchestrator:
 
     def _named_rows(self, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         named_rows = getattr(self.queue, "named_rows", None)
-        if named_rows is None:
-            raise ConfigError("these analytics read a SQLite queue only so far.")
-        rows: list[dict[str, Any]] = named_rows(name, params)
-        return rows
+        if named_rows is not None:  # SQLite
+            rows: list[dict[str, Any]] = named_rows(name, params)
+            return rows
+        from athenad.analytics.postgres_reader import PostgresReader
+
+        with self.queue.pool.connection() as conn:  # type: ignore[attr-defined]
+            return PostgresReader(conn).rows(name, params)
 
     def agent_performance(self, since: str = "1d") -> list[dict[str, Any]]:
         """Which agents are slow: jobs, average, min and max duration per agent type."""

@@ -109,3 +109,31 @@ FROM (
 ) AS events
 GROUP BY agent_type, event
 ORDER BY agent_type, event;
+
+-- ===== the seed's three analytics calls of TaskOrchestrator =====
+
+-- name: agent_performance
+-- The seed's "Which agents are slow?" over a window (%(since)s NULL = all time).
+SELECT agent_type, count(*) AS jobs, avg(duration_ms)::float8 AS avg_ms,
+       min(duration_ms) AS min_ms, max(duration_ms) AS max_ms
+FROM jobs
+WHERE status = 'completed'
+  AND (%(since)s::text IS NULL OR created_at > %(since)s::timestamp AT TIME ZONE 'UTC')
+GROUP BY agent_type
+ORDER BY 3 DESC;
+
+-- name: recent_failures
+SELECT * FROM jobs
+WHERE status = 'failed'
+  AND (%(since)s::text IS NULL OR created_at > %(since)s::timestamp AT TIME ZONE 'UTC')
+  AND (%(type)s::text IS NULL OR type = %(type)s::text)
+ORDER BY created_at DESC
+LIMIT %(limit)s;
+
+-- name: counts_by_type_and_status
+SELECT type, status, count(*) AS count
+FROM jobs
+WHERE created_at BETWEEN (%(start)s::timestamp AT TIME ZONE 'UTC')
+                     AND (%(end)s::timestamp AT TIME ZONE 'UTC')
+GROUP BY type, status
+ORDER BY count DESC;
