@@ -210,7 +210,8 @@ def _read_line(fd: int, timeout: float) -> str:
 @handle_errors
 def stop(home: str | None, timeout: float | None) -> None:
     """Stop claiming, let running jobs finish within the timeout, and exit."""
-    from athenad.daemon.supervisor import STOP_TIMEOUT_FILE, daemon_settings
+    from athenad.daemon.start_settings import daemon_settings
+    from athenad.daemon.supervisor import STOP_TIMEOUT_FILE
 
     resolved = resolve_home(home)
     pid = read_pid(resolved)
@@ -255,7 +256,7 @@ def _kill_daemon(pid: int) -> None:
 
 def _requeue_orphans(home: Home, settings: DaemonConfig) -> None:
     """Requeue what the killed daemon's workers held (the daemon's settings name its host)."""
-    from athenad.daemon.supervisor import rescue_if_abandoned
+    from athenad.daemon.rescue import rescue_if_abandoned
 
     with contextlib.closing(open_store(home, settings)) as queue:
         for job in queue.running_jobs():

@@ -18,30 +18,26 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 import msgspec
-import psutil
 import structlog
 
 from athenad.config import (
     Config,
-    DaemonConfig,
     apply_overrides,
-    env_name,
-    env_overrides,
     load_config,
 )
-from athenad.daemon.identity import HOSTNAME, is_local
+from athenad.daemon.identity import is_local
 from athenad.daemon.notify import SystemdNotifier
 from athenad.daemon.presence import DaemonPresence, beat_interval
+from athenad.daemon.rescue import TIMEOUT_GRACE_S, lease_lapsed, rescue_if_abandoned
+from athenad.daemon.start_settings import write_start_settings
 from athenad.daemon.status import heartbeat_path, kill_child_groups
 from athenad.errors import AthenaError, DaemonError, DatabaseBusy
-from athenad.paths import Home, read_pid
+from athenad.paths import Home
 from athenad.store.backend import POSTGRES, backend_of, open_store
-from athenad.store.contract import JobStore
 from athenad.util.fsutil import atomic_write
-from athenad.util.timefmt import format_epoch, parse_ts
+from athenad.util.timefmt import parse_ts
 from athenad.util.wake import wake_workers
 
 TICK_S = 0.25
@@ -49,12 +45,10 @@ BOOT_TIMEOUT_S = 60.0
 MAX_BOOT_FAILURES = 5
 CRASH_WINDOW_S = 60.0
 MAX_CRASHES_PER_WINDOW = 20
-TIMEOUT_GRACE_S = 5.0
 EXIT_BOOT_ERROR = 3
 EXIT_RECYCLE = 4  # a worker's own choice after --max-jobs/--max-memory: replace it
 STOP_TIMEOUT_FILE = "stop-timeout"
 RELOAD_STATE_FILE = "reload.json"
-SETTINGS_FILE = "daemon.json"  # the flags and environment the running daemon started with
 
 log = structlog.get_logger()
 
@@ -73,132 +67,8 @@ class WorkerProcess:
         return self.proc.pid
 
 
-class StartSettings(msgspec.Struct):
-    """What a running daemon was started with, for commands that act on it (stop)."""
-
-    pid: int
-    flags: dict[str, Any] = {}
-    env: dict[str, Any] = {}
-
-
-def write_start_settings(home: Home, flags: dict[str, Any]) -> None:
-    settings = StartSettings(os.getpid(), flags, env_overrides(os.environ))
-    atomic_write(home.run_dir / SETTINGS_FILE, msgspec.json.encode(settings), durable=False)
-
-
-def daemon_settings(home: Home) -> DaemonConfig:
-    """The running daemon's settings, as a command talking to it should use them.
-
-    Precedence as everywhere: a flag the daemon was started with, then the environment
-    (this process's, then the daemon's), then ``athena.toml`` as it is now, then the
-    default.
-    """
-    try:
-        started = msgspec.json.decode(
-            (home.run_dir / SETTINGS_FILE).read_bytes(), type=StartSettings
-        )
-    except (FileNotFoundError, msgspec.DecodeError, msgspec.ValidationError):
-        started = StartSettings(0)
-    if started.pid != read_pid(home):
-        started = StartSettings(0)  # left by a daemon that is gone
-    environ = {env_name(key): str(value) for key, value in started.env.items()}
-    environ.update(os.environ)
-    return apply_overrides(load_config(home, environ), started.flags).daemon
-
-
 def boot_error_path(home: Home, pid: int):
     return home.run_dir / f"worker-{pid}.boot-error"
-
-
-def last_sign_of_life(job: dict, lease_s: float) -> str | None:
-    """When the worker holding ``job`` last renewed its lease (or claimed the job)."""
-    if not job.get("lease_expires_at"):
-        return None
-    return format_epoch(parse_ts(job["lease_expires_at"]).timestamp() - lease_s)
-
-
-def lease_grace(lease_s: float) -> float:
-    """How long past a lease's end a job is left alone: its holder gives the job up
-    at the end of its lease, and renews three times per lease before that."""
-    return min(TIMEOUT_GRACE_S, lease_s / 4)
-
-
-def lease_lapsed(job: dict, lease_s: float, now: float) -> bool:
-    """Whether the job's lease ended (plus the grace) by ``now``, whoever holds it."""
-    if not job.get("lease_expires_at"):
-        return True
-    return now > parse_ts(job["lease_expires_at"]).timestamp() + lease_grace(lease_s)
-
-
-def is_worker_alive(pid: int | None) -> bool:
-    """Whether pid is a live worker process here (not a reused pid of something else)."""
-    if pid is None:
-        return False
-    try:
-        process = psutil.Process(pid)
-        return process.status() != psutil.STATUS_ZOMBIE and "workers" in process.cmdline()
-    except psutil.Error:
-        return False
-
-
-def is_worker_of(home: Home, pid: int) -> bool:
-    """Whether pid is a live worker process of this home (started with its --home)."""
-    try:
-        command = psutil.Process(pid).cmdline()
-    except psutil.Error:
-        return False
-    if "workers" not in command or "--home" not in command:
-        return False
-    at = command.index("--home") + 1
-    return at < len(command) and command[at] == str(home.root)
-
-
-def rescue_if_abandoned(
-    queue: JobStore,
-    home: Home,
-    job: dict,
-    lease_s: float,
-    *,
-    now: float | None = None,
-    reason: str | None = None,
-    count_interruption: bool = True,
-    host: str = HOSTNAME,
-) -> str:
-    """Take back a running job that no live worker holds any more, whoever started it.
-
-    The rule is the lease: once it lapsed, any daemon on this database requeues the job
-    (the fence refuses whatever its old worker still writes). A worker on this host
-    (``host``, the daemon's setting) whose process is gone is not waited for; one of
-    this home that is still there but stopped renewing (stopped, hung) is killed first,
-    so the job never runs twice at once. Returns the job's new status, or '' when the
-    job was left alone.
-    """
-    now = time.time() if now is None else now
-    pid = job["worker_pid"]
-    local = is_local(job["worker_id"], host)
-    if local and not is_worker_alive(pid):
-        why = reason or f"worker {pid} is gone"
-    elif lease_lapsed(job, lease_s, now):
-        why = reason or f"lease expired: worker {job['worker_id']} stopped renewing it"
-        if local and pid is not None and is_worker_of(home, pid):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-            log.warning("stale_worker_killed", pid=pid, job_id=job["id"])
-    else:
-        return ""
-    if local and pid is not None:
-        kill_child_groups(home, pid)
-    status = queue.rescue(
-        job["id"],
-        job["fence"],
-        reason=why,
-        count_interruption=count_interruption,
-        ran_until=last_sign_of_life(job, lease_s),
-    )
-    log.info(
-        "job_rescued", job_id=job["id"], worker_id=job["worker_id"], new_status=status, reason=why
-    )
-    return status
 
 
 class Supervisor:

@@ -149,3 +149,23 @@ def resolve_parents(
 def timed_out_message(seconds: float | None) -> str:
     """The error of a job stopped by its timeout."""
     return "timed out" if seconds is None else f"timed out after {seconds:g} s"
+
+
+def claimed_job(row: tuple[Any, ...], lease_started: float) -> ClaimedJob:
+    """A claim's row as the worker gets it (the columns of either backend's claim_job
+    query, in order); ``lease_started`` is time.monotonic() when the lease was set."""
+    return ClaimedJob(
+        id=row[0],
+        type=row[1],
+        agent_type=row[2],
+        payload=_decoder.decode(row[3]),
+        attempt=row[4],
+        max_attempts=row[5],
+        fence=row[6],
+        timeout_s=row[7],
+        checkpoint_iteration=row[8],
+        session_id=row[9],
+        priority=row[10],
+        interruptions=row[11],
+        lease_started=lease_started,
+    )

@@ -10,7 +10,7 @@ import pytest
 
 from athenad.cli.daemon import flag_settings
 from athenad.config import DaemonConfig, apply_overrides, load_config
-from athenad.daemon.supervisor import daemon_settings, write_start_settings
+from athenad.daemon.start_settings import daemon_settings, write_start_settings
 from athenad.errors import ConfigError
 
 # (setting, flag keyword of `athenad start`, flag value, environment value, file value)

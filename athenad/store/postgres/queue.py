@@ -33,6 +33,7 @@ from athenad.store.jobspec import (
     backoff_delay,
     check_int,
     checked_fields,
+    claimed_job,
     decode_json,
     encode_json,
     resolve_parents,
@@ -42,7 +43,7 @@ from athenad.store.jobspec import (
 from athenad.store.postgres.connection import DEFAULT_SCHEMA, check_schema, open_pool
 from athenad.store.postgres.migrations import migrate
 from athenad.store.postgres.queries import QUERIES as Q
-from athenad.store.postgres.rows import as_text_times, claimed_job, job_dict
+from athenad.store.postgres.rows import as_text_times, job_dict
 from athenad.util.ids import new_job_id
 
 STATUSES = ("blocked", "pending", "running", "completed", "failed", "cancelled")

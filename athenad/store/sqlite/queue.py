@@ -15,8 +15,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-import msgspec
-
 from athenad.errors import (
     InvalidInput,
     InvalidTransition,
@@ -33,6 +31,7 @@ from athenad.store.jobspec import (
     backoff_delay,
     check_int,
     checked_fields,
+    claimed_job,
     decode_json,
     encode_json,
     resolve_parents,
@@ -59,8 +58,6 @@ __all__ = [
 
 DEFAULT_LEASE_S = 60.0
 DEFAULT_MAX_INTERRUPTIONS = 3
-
-_decoder = msgspec.json.Decoder()
 
 
 def _row_as_dict(cursor: Any, row: tuple) -> dict[str, Any]:
@@ -215,23 +212,7 @@ class JobQueue:
             "lease_expires_at": format_epoch(now + lease_s),
         }
         row = self._one("claim_job", params)
-        if row is None:
-            return None
-        return ClaimedJob(
-            id=row[0],
-            type=row[1],
-            agent_type=row[2],
-            payload=_decoder.decode(row[3]),
-            attempt=row[4],
-            max_attempts=row[5],
-            fence=row[6],
-            timeout_s=row[7],
-            checkpoint_iteration=row[8],
-            session_id=row[9],
-            priority=row[10],
-            interruptions=row[11],
-            lease_started=lease_started,
-        )
+        return None if row is None else claimed_job(row, lease_started)
 
     def complete(self, job_id: str, fence: int, result: Any = None) -> list[str]:
         """Store the result and release dependents in one transaction; returns released ids."""
