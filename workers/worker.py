@@ -29,7 +29,7 @@ from athenad.errors import AthenaError, DatabaseBusy, InvalidInput, StaleFence
 from athenad.paths import Home
 from athenad.storage import open_stores
 from athenad.storage.contract import CheckpointStore, SessionStore
-from athenad.store.backend import open_store
+from athenad.store.backend import POSTGRES, backend_of, open_store
 from athenad.store.jobspec import ClaimedJob, timed_out_message
 from athenad.util.fsutil import atomic_write
 from athenad.util.timefmt import utc_now_text
@@ -119,6 +119,7 @@ class Worker:
         self.child_groups: set[int] = set()
         self._main_thread = threading.get_ident()  # made in the main thread
         self.orphaned_at = 0.0
+        self.idle_wait_s = IDLE_WAIT_S
 
     # ---- boot -------------------------------------------------------------------------
 
@@ -129,6 +130,9 @@ class Worker:
         self.queue = open_store(self.home, daemon, synchronous=daemon.synchronous, fast_writes=True)
         # Short lock waits: the control thread must not sit out a lease on one statement.
         self.control_queue = open_store(self.home, daemon, busy_timeout_ms=CONTROL_BUSY_MS)
+        # How long an idle worker sleeps without a wake-up: on PostgreSQL, the bound on
+        # the delay a lost notification causes (poll_interval); locally, a second.
+        self.idle_wait_s = daemon.poll_interval if backend_of(daemon) == POSTGRES else IDLE_WAIT_S
         self.registry = AgentRegistry(self.home, self.config)
         # The home's own agents are imported now: a typo there is a boot error with a
         # reason, not a failure of every job later.
@@ -251,7 +255,7 @@ class Worker:
     def idle_wait(self) -> None:
         """Sleep until a wake-up byte, a signal, or a second passes."""
         with contextlib.suppress(InterruptedError):
-            select.select([self.wake_socket.fileno(), self.signal_r], [], [], IDLE_WAIT_S)
+            select.select([self.wake_socket.fileno(), self.signal_r], [], [], self.idle_wait_s)
         drain(self.wake_socket)
         with contextlib.suppress(BlockingIOError):
             os.read(self.signal_r, 512)
