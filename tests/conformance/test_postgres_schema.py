@@ -73,6 +73,42 @@ def test_migrations_build_exactly_schema_sql(postgres_url, two_schemas):
     assert any(name == "jobs_claim" for _table, name, _def in built["indexes"])
 
 
+def apply_first(url: str, schema: str, count: int) -> None:
+    """Build ``schema`` as an older Athena left it: only its first ``count`` migrations."""
+    with connect(url, schema) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+        conn.execute(QUERIES["create_migrations_table"])
+        for version, name, body in available_migrations()[:count]:
+            conn.execute(body)
+            conn.execute(QUERIES["record_migration"], {"version": version, "name": name})
+        conn.execute(
+            "INSERT INTO jobs (id, type, agent_type, status, created_at, run_after, duration_ms)"
+            " VALUES ('j1', 'plan', 'plan', 'completed', now(), now(), 250)"
+        )
+        conn.commit()
+
+
+@pytest.mark.parametrize("count", range(1, len(available_migrations())))
+def test_every_earlier_version_upgrades_to_schema_sql_keeping_its_jobs(
+    postgres_url, two_schemas, count
+):
+    upgraded, declared = two_schemas
+    apply_first(postgres_url, upgraded, count)
+    with connect(postgres_url, upgraded) as conn:
+        assert migrate(conn, upgraded) == len(available_migrations())
+        job = conn.execute("SELECT status, duration_ms FROM jobs WHERE id = 'j1'").fetchall()
+    assert job == [("completed", 250)]
+    with connect(postgres_url, declared) as conn:
+        conn.execute(f'CREATE SCHEMA "{declared}"')
+        conn.execute(schema_sql())
+        conn.commit()
+    built = catalog(postgres_url, upgraded)
+    for part in ("columns", "indexes"):
+        built[part] = [row for row in built[part] if row[0] != "schema_migrations"]
+    built["constraints"] = [c for c in built["constraints"] if "schema_migrations" not in c[0]]
+    assert built == catalog(postgres_url, declared)
+
+
 def test_migrating_again_changes_nothing(postgres_url, postgres_schema):
     with connect(postgres_url, postgres_schema) as conn:
         first = migrate(conn, postgres_schema)

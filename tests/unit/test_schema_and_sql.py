@@ -9,6 +9,7 @@ import apsw
 import pytest
 
 from athenad.store.sqlite.migrations import (
+    available_migrations,
     current_version,
     latest_version,
     open_database,
@@ -45,6 +46,30 @@ def test_migrations_build_exactly_the_schema(tmp_path):
     fresh = apsw.Connection(str(tmp_path / "fresh.db"))
     fresh.execute(schema_sql())
     assert schema_of(migrated) == schema_of(fresh)
+
+
+OLD_JOB = """
+INSERT INTO jobs (id, type, agent_type, status, created_at, run_after, duration_ms)
+VALUES ('j1', 'plan', 'plan', 'completed', '2026-01-01 00:00:00.000',
+        '2026-01-01 00:00:00.000', 250)
+"""
+
+
+@pytest.mark.parametrize("version", range(1, latest_version()))
+def test_every_earlier_version_upgrades_to_the_schema_keeping_its_jobs(tmp_path, version):
+    old = apsw.Connection(str(tmp_path / "old.db"))
+    for number, _name, sql in available_migrations()[:version]:
+        old.execute(sql)
+        old.execute(f"PRAGMA user_version = {number}")
+    old.execute(OLD_JOB)
+    old.close()
+    upgraded = open_database(tmp_path / "old.db")
+    assert current_version(upgraded) == latest_version()
+    fresh = apsw.Connection(str(tmp_path / "fresh.db"))
+    fresh.execute(schema_sql())
+    assert schema_of(upgraded) == schema_of(fresh)
+    job = upgraded.execute("SELECT status, duration_ms FROM jobs WHERE id = 'j1'").fetchall()
+    assert job == [("completed", 250)]
 
 
 def test_connection_pragmas(tmp_path):
