@@ -229,6 +229,22 @@ def test_stale_fence_is_refused_and_changes_nothing(store):
     assert store.get(job_id)["result"] == "mine"
 
 
+def test_a_late_complete_and_claim_releases_and_claims_nothing(store):
+    parent = store.submit("parent")
+    child = store.submit("child", after=[parent])
+    other = store.submit("other")
+    first = store.claim("w1", 1)
+    assert first.id == parent
+    assert store.rescue(parent, first.fence, reason="test") == "pending"
+    second = store.claim("w2", 2)
+    assert second.id == parent
+    with pytest.raises(StaleFence, match="is stale"):
+        store.complete_and_claim(parent, first.fence, "late", "w1", 1)
+    assert store.get(child)["status"] == "blocked"  # not released by the late write
+    assert store.get(other)["status"] == "pending"  # and nothing claimed for w1
+    assert store.get(parent)["worker_id"] == "w2"
+
+
 def test_writes_for_a_missing_job_say_so(store):
     with pytest.raises(JobNotFound):
         store.complete("missing", 1, None)

@@ -186,13 +186,17 @@ class PostgresJobQueue:
         conn: psycopg.Connection[Any], worker_id: str, worker_pid: int | None, lease_s: float
     ) -> ClaimedJob | None:
         lease_started = time.monotonic()
-        params = {
+        params = PostgresJobQueue._claim_params(worker_id, worker_pid, lease_s)
+        row = conn.execute(Q["claim_job"], params).fetchone()
+        return None if row is None else claimed_job(row, lease_started)
+
+    @staticmethod
+    def _claim_params(worker_id: str, worker_pid: int | None, lease_s: float) -> dict[str, Any]:
+        return {
             "worker_id": worker_id,
             "worker_pid": worker_pid if worker_pid is not None else os.getpid(),
             "lease_s": float(lease_s),
         }
-        row = conn.execute(Q["claim_job"], params).fetchone()
-        return None if row is None else claimed_job(row, lease_started)
 
     def complete(self, job_id: str, fence: int, result: Any = None) -> list[str]:
         """Store the result and release dependents in one transaction; returns released ids."""
@@ -215,9 +219,23 @@ class PostgresJobQueue:
     ) -> tuple[list[str], ClaimedJob | None]:
         """Complete a job and claim the next in the same transaction (one commit, not two)."""
         encoded = encode_json(result, f"the result of job {job_id}")
+        lease_started = time.monotonic()
         with self._tx() as conn:
-            released = self._complete(conn, job_id, fence, encoded)
-            claimed = self._claim(conn, worker_id, worker_pid, lease_s)
+            # The three statements go to the server together (one round trip, not three);
+            # a stale fence is seen after them and rolls all three back.
+            with conn.pipeline():
+                completed = conn.execute(
+                    Q["complete_job"], {"id": job_id, "fence": fence, "result": encoded}
+                )
+                releasing = conn.execute(Q["release_dependents"], {"id": job_id})
+                claiming = conn.execute(
+                    Q["claim_job"], self._claim_params(worker_id, worker_pid, lease_s)
+                )
+            if completed.rowcount != 1:
+                self._refuse_stale(conn, job_id, fence)
+            released = sorted(child for child, status in releasing if status == "pending")
+            row = claiming.fetchone()
+            claimed = None if row is None else claimed_job(row, lease_started)
             # This worker runs one job next; any other ready job needs another worker.
             if any(claimed is None or child != claimed.id for child in released):
                 self._notify(conn)
