@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from athenad.errors import AthenaError
+
 _NAME = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$")
 
 
@@ -43,3 +45,23 @@ def parse_queries(text: str) -> dict[str, str]:
 def load_queries(path: Path) -> dict[str, str]:
     """The named queries of one file."""
     return parse_queries(path.read_text(encoding="utf-8"))
+
+
+_MIGRATION_FILE = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+
+def numbered_migrations(folder: Path) -> list[tuple[int, str, str]]:
+    """(version, file name, sql) of every ``NNNN_name.sql`` in ``folder``, in order.
+
+    The numbers must run 1..n without gaps: a missing file would skip a step.
+    """
+    found = []
+    for entry in folder.iterdir():
+        match = _MIGRATION_FILE.match(entry.name)
+        if match:
+            found.append((int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
+    found.sort()
+    versions = [version for version, _, _ in found]
+    if versions != list(range(1, len(versions) + 1)):
+        raise AthenaError(f"migration numbers are not 1..n without gaps: {versions}")
+    return found

@@ -7,31 +7,19 @@ lock, so two daemons starting at once never migrate the same schema twice.
 
 from __future__ import annotations
 
-import re
-
 import psycopg
 from psycopg import sql
 
 from athenad.errors import AthenaError
+from athenad.store.named_sql import numbered_migrations
 from athenad.store.postgres.connection import check_schema
 from athenad.store.postgres.queries import QUERIES as Q
 from athenad.store.postgres.queries import SQL_DIR, read_sql
 
-_FILE = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
-
 
 def available_migrations() -> list[tuple[int, str, str]]:
     """(version, file name, sql) for every migration, in order."""
-    found = []
-    for entry in (SQL_DIR / "migrations").iterdir():
-        match = _FILE.match(entry.name)
-        if match:
-            found.append((int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
-    found.sort()
-    versions = [version for version, _, _ in found]
-    if versions != list(range(1, len(versions) + 1)):
-        raise AthenaError(f"migration numbers are not 1..n without gaps: {versions}")
-    return found
+    return numbered_migrations(SQL_DIR / "migrations")
 
 
 def _prepare(conn: psycopg.Connection, schema: str) -> set[int]:

@@ -6,32 +6,20 @@ step. Each migration runs in one transaction together with its version bump.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 import apsw
 
 from athenad.errors import AthenaError
+from athenad.store.named_sql import numbered_migrations
 from athenad.store.sqlite.connection import connect, open_errors, write_transaction
 from athenad.store.sqlite.queries import SQL_DIR, read_sql
-
-_FILE = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 
 def available_migrations() -> list[tuple[int, str, str]]:
     """(version, file name, sql) for every migration, in order."""
-    folder = SQL_DIR / "migrations"
-    found = []
-    for entry in folder.iterdir():
-        match = _FILE.match(entry.name)
-        if match:
-            found.append((int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
-    found.sort()
-    versions = [version for version, _, _ in found]
-    if versions != list(range(1, len(versions) + 1)):
-        raise AthenaError(f"migration numbers are not 1..n without gaps: {versions}")
-    return found
+    return numbered_migrations(SQL_DIR / "migrations")
 
 
 def current_version(conn: apsw.Connection) -> int:
