@@ -6,12 +6,11 @@ writes athena.db.
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -36,9 +35,10 @@ from athenad.store.backend import (
     migrate_database,
     open_store,
 )
-from athenad.store.contract import STATUSES, JobStore
-from athenad.store.waiting import FINISHED, wait_steps
-from workers.registry import known_agents
+from athenad.store.contract import STATUSES
+
+if TYPE_CHECKING:
+    from athenad.store.contract import JobStore
 
 SHOW_KEYS = (
     "id",
@@ -70,16 +70,75 @@ EXIT_WAIT_FAILED = 1
 EXIT_WAIT_TIMEOUT = 2
 
 
-@click.group(cls=AthenaGroup, context_settings={"help_option_names": ["-h", "--help"]})
+# The commands defined elsewhere, loaded when named: "module:attribute" (a dotted
+# attribute names a group's subcommand) and the summary `athenactl --help` shows,
+# which tests/unit/test_cli_imports.py checks against the command's own.
+LAZY_COMMANDS = {
+    "backup": (
+        "athenad.cli.sessions_cmd:backup_command",
+        "Write athena.db (a consistent snapshot) and .athena/ into one archive at DEST.",
+    ),
+    "checkpoints": (
+        "athenad.cli.checkpoints_cmd:checkpoints_command",
+        "List the checkpoints of job JOB_ID: iteration, time, size, and whether each verifies.",
+    ),
+    # The seed's `athena --continue` / `--resume`, at the top level too.
+    "continue": (
+        "athenad.cli.sessions_cmd:sessions_group.continue",
+        "Show the most recent session on the current git branch.",
+    ),
+    "failed": (
+        "athenad.cli.analytics_cmd:failed_command",
+        "Failed jobs, newest first: error, attempts, when. `show ID` prints a traceback.",
+    ),
+    "metrics": (
+        "athenad.cli.analytics_cmd:metrics_command",
+        "Job counters by agent type, queue gauges and durations as Prometheus text.",
+    ),
+    "restore": (
+        "athenad.cli.sessions_cmd:restore_command",
+        "Restore athena.db and .athena/ from an archive (the daemon must be stopped).",
+    ),
+    "resume": (
+        "athenad.cli.sessions_cmd:sessions_group.resume",
+        "Show a session to resume; without ID, pick one interactively.",
+    ),
+    "sessions": (
+        "athenad.cli.sessions_cmd:sessions_group",
+        "Conversation sessions: JSON Lines files under .athena/sessions/ (tables on PostgreSQL).",
+    ),
+    "stats": (
+        "athenad.cli.analytics_cmd:stats_command",
+        "Jobs, outcomes and durations per agent type; the queue; throughput.",
+    ),
+    # `athenad status`, the very command.
+    "status": (
+        "athenad.cli.daemon:status",
+        "Show the supervisor, its workers (memory, CPU, current job) and the queue.",
+    ),
+    "top": (
+        "athenad.cli.analytics_cmd:top_command",
+        "A live view of the workers and the queue; q or Ctrl-C quits.",
+    ),
+    "trends": (
+        "athenad.cli.analytics_cmd:trends_command",
+        "Jobs, failures and p95 duration per hour or day (by creation time).",
+    ),
+}
+
+
+@click.group(
+    cls=AthenaGroup,
+    lazy_commands=LAZY_COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(package_name="athena", prog_name="athenactl")
 @group_home_option
 @group_database_url_option
 def main() -> None:
     """Control Athena: submit agent jobs, follow them, and look at what happened."""
-    from athenad.util.logs import configure_logging
-
-    # Library log events go to stderr so --json output on stdout stays parseable.
-    configure_logging(sys.stderr, level="warning", json=False)
+    # AthenaGroup.invoke sends library log events to stderr, so --json output on
+    # stdout stays parseable.
 
 
 def open_queue(home: str | None, *, create: bool = False) -> JobStore:
@@ -114,6 +173,8 @@ def read_payload(payload: str | None, payload_file: str | None) -> Any:
         text, source = payload, "--payload"
     else:
         return None
+    import json
+
     try:
         return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
     except json.JSONDecodeError as exc:
@@ -169,10 +230,15 @@ def submit(
     home: str | None,
 ) -> None:
     """Submit a job of TYPE (an agent name) and print its id."""
+    from workers.registry import BUILTIN_AGENTS, known_agents
+
     resolved = resolve_home(home)
-    agents = known_agents(load_config(resolved))
-    if job_type not in agents:
-        fail(f"unknown job type {job_type!r}; known types: {', '.join(sorted(agents))}.")
+    config = load_config(resolved)
+    # A built-in or configured type needs no look through every installed package.
+    if job_type not in BUILTIN_AGENTS and job_type not in config.agents:
+        agents = known_agents(config)
+        if job_type not in agents:
+            fail(f"unknown job type {job_type!r}; known types: {', '.join(sorted(agents))}.")
     data = read_payload(payload, payload_file)
     with open_queue(home, create=True) as queue:
         job_id = queue.submit(
@@ -217,6 +283,8 @@ def wait(job_ids: tuple[str, ...], timeout: float | None, as_json: bool, home: s
 
 
 def _wait(queue: JobStore, job_ids: list[str], timeout: float | None, *, quiet: bool) -> int:
+    from athenad.store.waiting import FINISHED, wait_steps
+
     progress = None
     if sys.stderr.isatty() and not quiet:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -265,6 +333,8 @@ def show(job_id: str, as_json: bool, home: str | None) -> None:
     if as_json:
         print_json(job)
         return
+    import json
+
     width = max(len(key) for key in SHOW_KEYS)
     for key in SHOW_KEYS:
         value = job[key]
@@ -294,6 +364,9 @@ def jobs(
         print_json([_show_dict(row) for row in rows])
         return
     print_jobs_table(rows)
+
+
+main.add_command(jobs, name="ls")
 
 
 def print_jobs_table(rows: list[dict[str, Any]], title: str | None = None) -> None:
@@ -356,6 +429,8 @@ def retry(job_id: str, as_json: bool, home: str | None) -> None:
 @handle_errors
 def agents(home: str | None, as_json: bool) -> None:
     """List the agents jobs can name as their type."""
+    from workers.registry import known_agents
+
     table = known_agents(load_config(resolve_home(home)))
     if as_json:
         print_json(table)
@@ -379,36 +454,6 @@ def migrate(home: str | None, as_json: bool) -> None:
     else:
         click.echo(f"{where} is at schema version {version}.")
 
-
-def _register_commands() -> None:
-    from athenad.cli.analytics_cmd import (
-        failed_command,
-        metrics_command,
-        stats_command,
-        top_command,
-        trends_command,
-    )
-    from athenad.cli.checkpoints_cmd import checkpoints_command
-    from athenad.cli.sessions_cmd import backup_command, restore_command, sessions_group
-
-    # The seed's `athena --continue` / `--resume`, at the top level too.
-    main.add_command(sessions_group.commands["continue"], name="continue")
-    main.add_command(sessions_group.commands["resume"], name="resume")
-    for command in (
-        sessions_group,
-        backup_command,
-        restore_command,
-        checkpoints_command,
-        stats_command,
-        failed_command,
-        trends_command,
-        top_command,
-        metrics_command,
-    ):
-        main.add_command(command)
-
-
-_register_commands()
 
 if __name__ == "__main__":
     main()

@@ -12,7 +12,6 @@ import sys
 import time
 
 import click
-import psutil
 
 from athenad.cli.common import (
     AthenaGroup,
@@ -232,6 +231,8 @@ def stop(home: str | None, timeout: float | None) -> None:
 
 
 def _wait_gone(pid: int, timeout: float) -> bool:
+    import psutil
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -245,6 +246,8 @@ def _wait_gone(pid: int, timeout: float) -> bool:
 
 def _kill_daemon(pid: int) -> None:
     """SIGKILL a supervisor that did not stop, and every process it started."""
+    import psutil
+
     with contextlib.suppress(psutil.Error):
         process = psutil.Process(pid)
         for child in process.children(recursive=True):
