@@ -33,7 +33,13 @@ from athenad.store.backend import POSTGRES, backend_of, open_store
 from athenad.store.jobspec import ClaimedJob, timed_out_message
 from athenad.util.fsutil import atomic_write
 from athenad.util.timefmt import utc_now_text
-from athenad.util.wake import bind_wake_socket, drain
+from athenad.util.wake import (
+    advertise_idle,
+    bind_wake_socket,
+    drain,
+    idle_entry,
+    withdraw_idle,
+)
 from workers.context import JobContext
 from workers.interrupts import (
     Cancelled,
@@ -137,7 +143,10 @@ class Worker:
         # The home's own agents are imported now: a typo there is a boot error with a
         # reason, not a failure of every job later.
         self.registry.preload(self.config.agents)
-        self.wake_socket = bind_wake_socket(self.home.run_dir, f"worker-{self.pid}")
+        self.wake_name = f"worker-{self.pid}"
+        self.wake_socket = bind_wake_socket(self.home.run_dir, self.wake_name)
+        self.idle_path = idle_entry(self.home.run_dir, self.wake_name)
+        self.advertised = False  # an idle entry of ours may exist (a waker may take it)
         self.signal_r, self.signal_w = os.pipe()
         os.set_blocking(self.signal_r, False)
         os.set_blocking(self.signal_w, False)
@@ -234,15 +243,27 @@ class Worker:
                     log.warning("database_busy", error=exc.message)
                     continue
                 if job is None:
+                    if not self.advertised or not os.path.lexists(self.idle_path):
+                        # Say we are idle, then look once more before sleeping: a job
+                        # committed after that look finds the entry and wakes us.
+                        self.advertise()
+                        continue
                     self.idle_wait()
                     continue
+            if self.advertised:
+                self.withdraw()
             outcome = self.execute(job)
             self.end_job_children()
             self.jobs_done += 1
             recycle = (max_jobs and self.jobs_done >= max_jobs) or (
                 memory_limit and self.process.memory_info().rss > memory_limit
             )
-            job = self.report_until_stored(job, outcome, claim_next=not (recycle or self.stopping))
+            claim_next = not (recycle or self.stopping)
+            job = self.report_until_stored(job, outcome, claim_next=claim_next)
+            if job is None and claim_next and outcome[0] == "ok":
+                # Nothing was ready at the claim that came with the completion: say we
+                # are idle now, so the loop's next claim is the last look before sleeping.
+                self.advertise()
             if recycle:
                 log.info("worker_recycling", jobs_done=self.jobs_done)
                 exit_code = EXIT_RECYCLE
@@ -251,6 +272,14 @@ class Worker:
             self.queue.rescue(job.id, job.fence, reason="worker stopping", count_interruption=False)
         self.shutdown()
         return exit_code
+
+    def advertise(self) -> None:
+        advertise_idle(self.home.run_dir, self.wake_name)
+        self.advertised = True
+
+    def withdraw(self) -> None:
+        withdraw_idle(self.home.run_dir, self.wake_name)
+        self.advertised = False
 
     def idle_wait(self) -> None:
         """Sleep until a wake-up byte, a signal, or a second passes."""
@@ -548,6 +577,7 @@ class Worker:
         for path in (
             heartbeat_path(self.home, self.pid),
             child_groups_path(self.home, self.pid),
+            idle_entry(self.home.run_dir, f"worker-{self.pid}"),
             self.home.run_dir / f"worker-{self.pid}.wake",
         ):
             with contextlib.suppress(FileNotFoundError):

@@ -38,7 +38,7 @@ from athenad.paths import Home
 from athenad.store.backend import POSTGRES, backend_of, open_store
 from athenad.util.fsutil import atomic_write
 from athenad.util.timefmt import parse_ts
-from athenad.util.wake import wake_workers
+from athenad.util.wake import idle_entry, wake_workers
 
 TICK_S = 0.25
 BOOT_TIMEOUT_S = 60.0
@@ -281,6 +281,7 @@ class Supervisor:
         self.rescue_jobs_of(worker.pid, reason, count=not (expected or worker.killed_by_drain))
         for path in (
             heartbeat_path(self.home, worker.pid),
+            idle_entry(self.home.run_dir, f"worker-{worker.pid}"),
             self.home.run_dir / f"worker-{worker.pid}.wake",
         ):
             with contextlib.suppress(FileNotFoundError):

@@ -44,7 +44,7 @@ from athenad.store.sqlite.queries import QUERIES as Q
 from athenad.store.waiting import FINISHED
 from athenad.util.ids import new_job_id
 from athenad.util.timefmt import format_epoch, utc_now_text
-from athenad.util.wake import wake_workers
+from athenad.util.wake import wake_idle
 
 __all__ = [
     "FINISHED",
@@ -128,7 +128,7 @@ class JobQueue:
         prepared = [self._prepare(spec, index) for index, spec in enumerate(specs)]
         ids = [new_job_id() for _ in specs]
         now = utc_now_text()
-        made_ready = False
+        made_ready = 0
         with self._tx():
             states: dict[str, tuple[str, str | None]] = {}
             for index, (spec, row) in enumerate(zip(specs, prepared, strict=True)):
@@ -160,13 +160,13 @@ class JobQueue:
                     )
                 else:
                     row["status"] = "blocked" if unfinished else "pending"
-                made_ready = made_ready or row["status"] == "pending"
+                made_ready += row["status"] == "pending"
                 self.conn.execute(Q["insert_job"], row)
                 for parent in parents:
                     self.conn.execute(Q["insert_edge"], {"job_id": ids[index], "parent_id": parent})
                 states[ids[index]] = (row["status"], row["cancelled_by"])
         if made_ready:
-            wake_workers(self.run_dir)
+            wake_idle(self.run_dir, made_ready)
         return ids
 
     def _prepare(self, spec: JobSpec, index: int) -> dict[str, Any]:
@@ -220,7 +220,7 @@ class JobQueue:
         with self._tx():
             released = self._complete(job_id, fence, encoded)
         if released:
-            wake_workers(self.run_dir)
+            wake_idle(self.run_dir, len(released))
         return released
 
     def complete_and_claim(
@@ -240,8 +240,9 @@ class JobQueue:
             claimed = self._claim(worker_id, worker_pid, lease_s)
         # This worker runs one job next; any other ready job it released needs a worker
         # woken now, not at the next idle poll a second later.
-        if any(claimed is None or child != claimed.id for child in released):
-            wake_workers(self.run_dir)
+        others = len(released) - (claimed is not None and claimed.id in released)
+        if others:
+            wake_idle(self.run_dir, others)
         return released, claimed
 
     def _complete(self, job_id: str, fence: int, encoded: str) -> list[str]:
@@ -458,7 +459,7 @@ class JobQueue:
                     # Another parent failed too: it stays cancelled, now because of that one.
                     self.conn.execute(Q["set_cancel_cause"], {"id": child, "cause": dead[0]})
         if status == "pending":
-            wake_workers(self.run_dir)
+            wake_idle(self.run_dir)
         return status
 
     def _requeue(self, job_id: str, now: str) -> str:
@@ -527,7 +528,7 @@ class JobQueue:
                     "ran_until": ran_until,
                 },
             )
-        wake_workers(self.run_dir)
+        wake_idle(self.run_dir)
         return "pending"
 
     def expire_timed_out(self, job_id: str, fence: int, timeout_s: float) -> str:
