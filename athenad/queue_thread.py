@@ -9,7 +9,6 @@ closes it in :meth:`QueueThread.close`. Calls run one at a time, in order.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -43,6 +42,8 @@ class QueueThread:
                 raise RuntimeError("this queue thread is closed.")
             self._used = True
             future = self._executor.submit(self._call, work)
+        import asyncio  # here: a CLI that never awaits need not load it (~30 ms)
+
         return await asyncio.wrap_future(future)
 
     def _call(self, work: Callable[[JobStore], T]) -> T:

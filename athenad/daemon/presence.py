@@ -15,7 +15,6 @@ import structlog
 from athenad.store.contract import JobStore
 
 BEAT_EVERY_S = 5.0
-LEASES_SEEN = 3
 STOP_WAIT_S = 5.0
 
 log = structlog.get_logger()
@@ -24,11 +23,6 @@ log = structlog.get_logger()
 def beat_interval(lease_s: float) -> float:
     """How often a daemon renews its record: at least twice per lease."""
     return min(BEAT_EVERY_S, lease_s / 2)
-
-
-def seen_window(lease_s: float) -> float:
-    """How recently a daemon must have renewed its record to be listed: a few leases."""
-    return LEASES_SEEN * lease_s
 
 
 class DaemonPresence:

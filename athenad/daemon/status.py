@@ -15,9 +15,15 @@ import msgspec
 import psutil
 
 from athenad.config import load_config
-from athenad.daemon.presence import seen_window
 from athenad.paths import Home, read_pid
 from athenad.store.backend import has_database, open_store
+
+LEASES_SEEN = 3
+
+
+def seen_window(lease_s: float) -> float:
+    """How recently a daemon must have renewed its record to be listed: a few leases."""
+    return LEASES_SEEN * lease_s
 
 
 class WorkerHeartbeat(msgspec.Struct):
