@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import tomllib
 from collections.abc import Mapping
 from typing import Annotated, Any
@@ -70,7 +69,7 @@ class DaemonConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # Names this daemon in worker ids and the hosts list; two daemons on one machine
     # may act as two hosts.
     host: Annotated[str, Meta(pattern=r"^\S{1,255}$")] = msgspec.field(
-        default_factory=socket.gethostname
+        default_factory=lambda: os.uname().nodename
     )
 
     def worker_count(self) -> int:

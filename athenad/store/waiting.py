@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Generator, Iterable, Mapping, Sequence
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from athenad.errors import InvalidInput, JobFailed, JobNotFound, WaitTimeout
-from athenad.queue_thread import QueueThread
 from athenad.store.contract import JobStore, States
 from athenad.store.jobspec import spec_from
+
+if TYPE_CHECKING:
+    from athenad.queue_thread import QueueThread
 
 FINISHED = frozenset({"completed", "failed", "cancelled"})
 

@@ -13,7 +13,7 @@ import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from athenad.errors import (
     InvalidInput,
@@ -22,7 +22,6 @@ from athenad.errors import (
     StaleFence,
     UnknownParent,
 )
-from athenad.queue_thread import QueueThread
 from athenad.store import waiting
 from athenad.store.contract import FORGET_DAEMONS_AFTER_S, STATUSES, States
 from athenad.store.jobspec import (
@@ -55,6 +54,9 @@ __all__ = [
     "decode_json",
     "encode_json",
 ]
+
+if TYPE_CHECKING:
+    from athenad.queue_thread import QueueThread
 
 DEFAULT_LEASE_S = 60.0
 DEFAULT_MAX_INTERRUPTIONS = 3
@@ -636,6 +638,8 @@ class JobQueue:
         return waiting.poll_finished(self, job_ids)
 
     def _thread_for_one_call(self) -> QueueThread:
+        from athenad.queue_thread import QueueThread  # only async callers need it
+
         # The same durability as this queue's own connection (PRAGMA synchronous: 0..3).
         synchronous = dbmod.SYNCHRONOUS_MODES[self.conn.pragma("synchronous")]
         return QueueThread(
