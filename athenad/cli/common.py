@@ -126,80 +126,12 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-class _ThenConfigure:
-    """The loader of a watched module: loads it, then tells the watcher."""
-
-    def __init__(self, loader: Any, watcher: _LoggingOnImport) -> None:
-        self.loader = loader
-        self.watcher = watcher
-
-    def create_module(self, spec: Any) -> Any:
-        return self.loader.create_module(spec)
-
-    def exec_module(self, module: Any) -> None:
-        module.__loader__ = module.__spec__.loader = self.loader  # the module keeps its own
-        self.loader.exec_module(module)
-        self.watcher.loaded()
-
-
-class _LoggingOnImport:
-    """Sends log events to ``stream`` once something imports structlog, and not before.
-
-    structlog takes longer to import than the rest of ``athenactl submit`` does to run,
-    and nothing can log through it before it is imported; so instead of configuring it
-    on every command, this import hook configures it right after the import, before the
-    importer's next line. It watches athenad.util.logs too, which imports structlog
-    first and must be complete before it can configure anything.
-    """
-
-    WATCHED = ("structlog", "athenad.util.logs")
-
-    def __init__(self, stream: Any) -> None:
-        self.stream = stream
-
-    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
-        if fullname not in self.WATCHED:
-            return None
-        for finder in sys.meta_path:
-            find = getattr(finder, "find_spec", None)
-            if finder is self or find is None:
-                continue
-            spec = find(fullname, path, target)
-            if spec is not None:
-                if hasattr(spec.loader, "exec_module"):
-                    spec.loader = _ThenConfigure(spec.loader, self)
-                return spec
-        return None
-
-    def loaded(self) -> None:
-        logs = sys.modules.get("athenad.util.logs")
-        if logs is not None and not hasattr(logs, "configure_logging"):
-            return  # structlog, imported by athenad.util.logs, which will call again
-        self.configure()
-
-    def configure(self) -> None:
-        self.remove()
-        from athenad.util.logs import configure_logging
-
-        configure_logging(self.stream, level="warning", json=False)
-
-    def install(self) -> None:
-        if "structlog" in sys.modules:
-            self.configure()
-        else:
-            sys.meta_path.insert(0, self)
-
-    def remove(self) -> None:
-        with contextlib.suppress(ValueError):
-            sys.meta_path.remove(self)
-
-
 class AthenaGroup(click.Group):
     """A command group whose usage errors are one line on stderr, like every other error.
 
-    Running a command first sends log events of warning and up to stderr, as text,
-    so stdout keeps only the command's output; ``athenad start --foreground``
-    switches to JSON lines later.
+    Commands configure no structlog: library code's warnings reach stderr through
+    Python's logging (athenad.util.logs.LibraryLogger), so stdout keeps only the
+    command's output; ``athenad start --foreground`` sets up JSON lines for itself.
 
     ``lazy_commands`` (``{name: ("module:attribute", summary)}``) are commands whose
     module is imported only when they are run or their own help is asked for; the
@@ -242,15 +174,6 @@ class AthenaGroup(click.Group):
             lines.append((name, command.get_short_help_str(limit)))
         with formatter.section("Commands"):
             formatter.write_dl(lines)
-
-    def invoke(self, ctx: click.Context) -> Any:
-        # Here rather than in main(): --help and usage errors never get this far.
-        logging_setup = _LoggingOnImport(sys.stderr)
-        logging_setup.install()
-        try:
-            return super().invoke(ctx)
-        finally:
-            logging_setup.remove()
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["standalone_mode"] = False

@@ -10,14 +10,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-import structlog
-
 from athenad.store.contract import JobStore
+from athenad.util.logs import LibraryLogger
 
 BEAT_EVERY_S = 5.0
 STOP_WAIT_S = 5.0
 
-log = structlog.get_logger()
+log = LibraryLogger("athenad.daemon.presence")
 
 
 def beat_interval(lease_s: float) -> float:

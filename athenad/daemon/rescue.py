@@ -13,17 +13,17 @@ import signal
 import time
 
 import psutil
-import structlog
 
 from athenad.daemon.identity import HOSTNAME, is_local
 from athenad.daemon.status import kill_child_groups
 from athenad.paths import Home
 from athenad.store.contract import JobStore
+from athenad.util.logs import LibraryLogger
 from athenad.util.timefmt import format_epoch, parse_ts
 
 TIMEOUT_GRACE_S = 5.0
 
-log = structlog.get_logger()
+log = LibraryLogger("athenad.daemon.rescue")
 
 
 def last_sign_of_life(job: dict, lease_s: float) -> str | None:

@@ -1,7 +1,10 @@
-"""structlog set-up shared by the supervisor, the workers and the CLIs.
+"""structlog set-up of the daemon and its workers, and the logger of library code.
 
-Only those entry points configure logging; importing athenad configures nothing, so a
-program using the library keeps its own structlog set-up.
+Only the daemon and the workers configure structlog (JSON lines); importing athenad
+configures nothing, so a program using the library keeps its own set-up, and a
+command-line tool's warnings reach stderr through Python's logging. structlog itself is
+imported only when something logs or configures it: it costs a command more to import
+than most commands take to run.
 
 Events are stable snake_case names with key-value context, rendered as JSON lines
 (one object per line, ending with a newline) so the log file can be grepped and
@@ -15,7 +18,6 @@ import sys
 from typing import Any, TextIO
 
 import msgspec
-import structlog
 
 _encoder = msgspec.json.Encoder(enc_hook=str)  # anything unusual is logged as its str()
 
@@ -29,6 +31,8 @@ def configure_logging(
     stream: TextIO | None = None, *, level: str = "info", json: bool = True
 ) -> None:
     """Send structlog events to ``stream`` (default stderr) as JSON lines or console text."""
+    import structlog
+
     renderer = (
         structlog.processors.JSONRenderer(serializer=_encode_json)
         if json
@@ -50,12 +54,6 @@ def configure_logging(
     )
 
 
-def get_logger(**context: object) -> structlog.typing.FilteringBoundLogger:
-    """A logger bound to ``context`` (configure_logging's wrapper class)."""
-    logger: structlog.typing.FilteringBoundLogger = structlog.get_logger().bind(**context)
-    return logger
-
-
 class LibraryLogger:
     """The logger of library code (sessions, checkpoints, backups).
 
@@ -70,6 +68,8 @@ class LibraryLogger:
         self._fallback: Any = None
 
     def _target(self) -> Any:
+        import structlog
+
         if structlog.is_configured():
             return structlog.get_logger(self.name)
         if self._fallback is None:

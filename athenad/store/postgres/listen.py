@@ -12,14 +12,14 @@ import time
 from collections.abc import Callable
 
 import psycopg
-import structlog
 
 from athenad.store.postgres.connection import connect_kwargs
+from athenad.util.logs import LibraryLogger
 
 CHANNEL = "athena_jobs"
 RECONNECT_S = 2.0
 
-log = structlog.get_logger()
+log = LibraryLogger("athenad.store.postgres.listen")
 
 
 def listen_for_ready_jobs(
