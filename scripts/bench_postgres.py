@@ -49,14 +49,13 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from bench_support import BENCH_VENV, athenad, kill_daemon, peer_python, quantile, stop_group
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_URL = os.environ.get(
     "ATHENA_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
-BENCH_VENV = ROOT / ".venv-bench"
 PROCRASTINATE_REQUIREMENT = "procrastinate>=3,<4"
 
 THROUGHPUT_FACTOR_TARGET = 2.0  # Athena's jobs/s over procrastinate's
@@ -81,11 +80,6 @@ SELECT '0' || lpad(i::text, 14, '0'), 'filler', 'filler', 'null', 'completed', 0
 FROM generate_series(1, %(count)s) AS i,
      LATERAL (SELECT now() - make_interval(secs => %(count)s - i)) AS at (t)
 """
-
-
-def quantile(values: list[float], q: int) -> float:
-    """The q-th percentile (1..99) of ``values``."""
-    return statistics.quantiles(values, n=100)[q - 1]
 
 
 def pg_version(url: str) -> str:
@@ -124,44 +118,7 @@ def scratch_database(url: str) -> Iterator[str]:
             )
 
 
-def stop_group(proc: subprocess.Popen[Any], timeout: float = 10.0) -> None:
-    """End a child this run started, and its process group, by ids: TERM, then KILL."""
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=timeout)
-
-
 # ---- Athena ----------------------------------------------------------------------------
-
-
-def athenad(home: Path, env: dict[str, str], *args: str, timeout: float = 60.0) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "athenad.cli.daemon", *args, "--home", str(home)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"athenad {args[0]} failed: {done.stderr.strip()}")
-    return done.stdout.strip()
-
-
-def kill_daemon(pid: int) -> None:
-    """A daemon `athenad stop` did not end: kill its supervisor and workers by pid."""
-    import psutil
-
-    with contextlib.suppress(psutil.NoSuchProcess):
-        supervisor = psutil.Process(pid)
-        for proc in [*supervisor.children(recursive=True), supervisor]:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                proc.kill()
 
 
 def athena_drain(queue: Any, server: psycopg.Connection[Any], jobs: int) -> float:
@@ -305,26 +262,10 @@ def bench_claim_cost(url: str, small: int, big: int, cycles: int) -> dict[str, A
 # ---- procrastinate: the driver side (in the benchmark's virtualenv) ----------------------
 
 
-def bench_python(venv: Path) -> Path:
-    """The benchmark virtualenv's python, with procrastinate installed (made on first use)."""
-    python = venv / "bin" / "python"
-    check = [str(python), "-c", "import procrastinate"]
-    if python.exists() and subprocess.run(check, capture_output=True).returncode == 0:
-        return python
-    print(f"installing {PROCRASTINATE_REQUIREMENT} into {venv.name}/ (once)")
-    subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True, timeout=120)
-    subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", PROCRASTINATE_REQUIREMENT],
-        check=True,
-        timeout=300,
-    )
-    return python
-
-
 def bench_procrastinate(
     url: str, jobs: int, samples: int, processes: int, concurrency: int, venv: Path
 ) -> dict[str, Any]:
-    python = bench_python(venv)
+    python = peer_python(venv, "procrastinate", PROCRASTINATE_REQUIREMENT)
     print(
         f"procrastinate: {processes} worker processes of concurrency {concurrency}, "
         f"{jobs:,} no-op jobs, {samples} latency samples"

@@ -33,7 +33,6 @@ import argparse
 import contextlib
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -42,8 +41,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-BENCH_VENV = ROOT / ".venv-bench"
+from bench_support import BENCH_VENV, athenad, kill_daemon, peer_python, quantile, stop_group
+
 HUEY_REQUIREMENT = "huey>=2.5,<4"
 
 HUEY_FACTOR_TARGET = 2.0  # one-by-one Athena over Huey, both synchronous=NORMAL
@@ -57,49 +56,7 @@ DRAIN_POLL_S = 0.01
 STEP_TIMEOUT_S = 300.0  # no drain or subprocess may take longer than this
 
 
-def quantile(values: list[float], q: int) -> float:
-    """The q-th percentile (1..99) of ``values``."""
-    return statistics.quantiles(values, n=100)[q - 1]
-
-
-def stop_group(proc: subprocess.Popen[Any], timeout: float = 10.0) -> None:
-    """End a child this run started, and its process group, by ids: TERM, then KILL."""
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=timeout)
-
-
 # ---- Athena ----------------------------------------------------------------------------
-
-
-def athenad(home: Path, env: dict[str, str], *args: str, timeout: float = 60.0) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "athenad.cli.daemon", *args, "--home", str(home)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"athenad {args[0]} failed: {done.stderr.strip()}")
-    return done.stdout.strip()
-
-
-def kill_daemon(pid: int) -> None:
-    """A daemon `athenad stop` did not end: kill its supervisor and workers by pid."""
-    import psutil
-
-    with contextlib.suppress(psutil.NoSuchProcess):
-        supervisor = psutil.Process(pid)
-        for proc in [*supervisor.children(recursive=True), supervisor]:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                proc.kill()
 
 
 @contextlib.contextmanager
@@ -293,25 +250,8 @@ def noop(marker=None):
 """
 
 
-def bench_python(venv: Path) -> Path:
-    """The benchmark virtualenv's python, with Huey installed (made on first use)."""
-    python = venv / "bin" / "python"
-    check = [str(python), "-c", "import huey"]
-    if python.exists() and subprocess.run(check, capture_output=True).returncode == 0:
-        return python
-    print(f"installing {HUEY_REQUIREMENT} into {venv.name}/ (once)")
-    if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
-    subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", HUEY_REQUIREMENT],
-        check=True,
-        timeout=300,
-    )
-    return python
-
-
 def bench_huey(jobs: int, workers: int, synchronous: str | None, venv: Path) -> dict[str, Any]:
-    python = bench_python(venv)
+    python = peer_python(venv, "huey", HUEY_REQUIREMENT)
     label = synchronous or "default (FULL)"
     print(f"Huey ({label}): consumer -w {workers} -k process, {jobs:,} no-op tasks")
     with tempfile.TemporaryDirectory(prefix="athena-bench-huey-") as scratch:
