@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-import psutil
 from rich import box
 from rich.console import Console, Group
 from rich.live import Live
@@ -31,7 +30,7 @@ from athenad.analytics import metrics
 from athenad.analytics import queries as analytics
 from athenad.analytics.readers import Reader, open_reader
 from athenad.config import load_config
-from athenad.daemon.status import worker_processes, worker_status
+from athenad.daemon.status import sample_workers, worker_processes
 from athenad.paths import Home, read_pid
 from athenad.store.backend import has_database
 from athenad.util.fsutil import atomic_write
@@ -342,18 +341,6 @@ def metrics_command(home: str | None, window: str, output: Path | None) -> None:
 # ---- top ------------------------------------------------------------------------------
 
 
-def _workers(home: Home, pid: int | None, sample_s: float = 0.1) -> list[dict[str, Any]]:
-    """The supervisor's workers with their RSS and CPU (as ``athenad status`` shows them)."""
-    processes = worker_processes(pid) if pid else []
-    # cpu_percent needs two samples: prime all, wait once, then read all.
-    for process in processes:
-        with contextlib.suppress(psutil.Error):
-            process.cpu_percent(None)
-    if processes and sample_s:
-        psutil.cpu_percent(interval=sample_s)
-    return [worker_status(home, process) for process in processes]
-
-
 def _queue_now(home: Home, workers: list[dict[str, Any]], now: str) -> dict[str, Any]:
     """The queue, jobs completed in the last minute, and which worker runs which job.
 
@@ -379,7 +366,7 @@ def top_frame(home: str | None) -> Group:
     """One screen of ``top``: the daemon, its workers and the queue."""
     resolved = resolve_home(home)
     pid = read_pid(resolved)
-    workers = _workers(resolved, pid)
+    workers = sample_workers(resolved, pid)
     now = utc_now_text()
     queue = _queue_now(resolved, workers, now)
     daemon = f"athenad pid {pid}" if pid is not None else "athenad is not running"

@@ -106,12 +106,8 @@ def worker_status(home: Home, process: psutil.Process, sample_s: float = 0.0) ->
     }
 
 
-def collect_status(home: Home, *, sample_s: float = 0.1) -> dict[str, Any]:
-    """``{"running", "pid", "workers": [...], "queue": {"blocked", "pending", "running"},
-    "hosts": [...]}``; hosts are the daemons on the database seen in the last few leases
-    (every host's, on PostgreSQL), each ``{"host", "pid", "workers", "started_at",
-    "last_seen"}``."""
-    pid = read_pid(home)
+def sample_workers(home: Home, pid: int | None, sample_s: float = 0.1) -> list[dict[str, Any]]:
+    """The supervisor's workers with their RSS and CPU over ``sample_s`` seconds."""
     processes = worker_processes(pid) if pid else []
     # cpu_percent needs two samples: prime all, wait once, then read all.
     for process in processes:
@@ -119,7 +115,16 @@ def collect_status(home: Home, *, sample_s: float = 0.1) -> dict[str, Any]:
             process.cpu_percent(None)
     if processes and sample_s:
         psutil.cpu_percent(interval=sample_s)
-    workers = [worker_status(home, process) for process in processes]
+    return [worker_status(home, process) for process in processes]
+
+
+def collect_status(home: Home, *, sample_s: float = 0.1) -> dict[str, Any]:
+    """``{"running", "pid", "workers": [...], "queue": {"blocked", "pending", "running"},
+    "hosts": [...]}``; hosts are the daemons on the database seen in the last few leases
+    (every host's, on PostgreSQL), each ``{"host", "pid", "workers", "started_at",
+    "last_seen"}``."""
+    pid = read_pid(home)
+    workers = sample_workers(home, pid, sample_s)
     queue_counts = {"blocked": 0, "pending": 0, "running": 0}
     hosts: list[dict[str, Any]] = []
     settings = load_config(home).daemon
