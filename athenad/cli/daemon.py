@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from typing import Any
 
 import click
 
@@ -286,17 +287,27 @@ def status(home: str | None, as_json: bool) -> None:
     if as_json:
         print_json(report)
         return
+    if report["running"]:
+        count = len(report["workers"])
+        click.echo(
+            f"athenad is running (pid {report['pid']}) with {count} worker{'s' * (count != 1)}"
+        )
+    else:
+        click.echo("athenad is not running")
+    if report["workers"] or report["hosts"]:
+        _print_tables(report)
+    queue = report["queue"]
+    click.echo(
+        f"queue: {queue['pending']} pending, {queue['running']} running, {queue['blocked']} blocked"
+    )
+
+
+def _print_tables(report: dict[str, Any]) -> None:
+    """The workers and the daemons on the database (rich is loaded only for these)."""
     from rich.console import Console
     from rich.table import Table
 
     console = Console()
-    if report["running"]:
-        count = len(report["workers"])
-        console.print(
-            f"athenad is running (pid {report['pid']}) with {count} worker{'s' * (count != 1)}"
-        )
-    else:
-        console.print("athenad is not running")
     if report["workers"]:
         table = Table("pid", "rss", "cpu %", "job", "jobs done", "started")
         for worker in report["workers"]:
@@ -316,10 +327,6 @@ def status(home: str | None, as_json: bool) -> None:
                 daemon["host"], str(daemon["pid"]), str(daemon["workers"]), daemon["last_seen"]
             )
         console.print(hosts)
-    queue = report["queue"]
-    console.print(
-        f"queue: {queue['pending']} pending, {queue['running']} running, {queue['blocked']} blocked"
-    )
 
 
 @main.command()

@@ -9,14 +9,16 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
-import psutil
 
 from athenad.config import load_config
 from athenad.paths import Home, read_pid
 from athenad.store.backend import has_database, open_store
+
+if TYPE_CHECKING:
+    import psutil
 
 LEASES_SEEN = 3
 
@@ -48,6 +50,8 @@ def child_groups_path(home: Home, pid: int):
 
 def kill_child_groups(home: Home, pid: int) -> list[int]:
     """SIGKILL the process groups a dead worker left behind; returns those signalled."""
+    import psutil
+
     path = child_groups_path(home, pid)
     try:
         lines = path.read_text().splitlines()
@@ -81,6 +85,8 @@ def read_heartbeat(home: Home, pid: int) -> WorkerHeartbeat | None:
 
 def worker_processes(supervisor_pid: int) -> list[psutil.Process]:
     """The supervisor's live worker children."""
+    import psutil
+
     try:
         children = psutil.Process(supervisor_pid).children()
     except psutil.Error:
@@ -90,6 +96,8 @@ def worker_processes(supervisor_pid: int) -> list[psutil.Process]:
 
 def worker_status(home: Home, process: psutil.Process, sample_s: float = 0.0) -> dict[str, Any]:
     """One worker's figures: the keys of ``athenad status --json``'s workers list."""
+    import psutil
+
     beat = read_heartbeat(home, process.pid)
     rss = cpu = 0.0
     with contextlib.suppress(psutil.Error):
@@ -108,7 +116,11 @@ def worker_status(home: Home, process: psutil.Process, sample_s: float = 0.0) ->
 
 def sample_workers(home: Home, pid: int | None, sample_s: float = 0.1) -> list[dict[str, Any]]:
     """The supervisor's workers with their RSS and CPU over ``sample_s`` seconds."""
-    processes = worker_processes(pid) if pid else []
+    if not pid:
+        return []  # no daemon: nothing to sample, and psutil stays unloaded
+    import psutil
+
+    processes = worker_processes(pid)
     # cpu_percent needs two samples: prime all, wait once, then read all.
     for process in processes:
         with contextlib.suppress(psutil.Error):
