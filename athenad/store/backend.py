@@ -53,16 +53,21 @@ def open_store(home: Home, settings: DaemonConfig, **sqlite_options: Any) -> Job
     return open_postgres_queue(settings.database_url, settings.database_schema)
 
 
+def psycopg_missing() -> ConfigError:
+    """The error of a PostgreSQL URL without the driver installed."""
+    return ConfigError(
+        "database_url names a PostgreSQL server, but psycopg is not installed: "
+        "install athena[postgres]."
+    )
+
+
 def open_postgres_queue(url: str, schema: str) -> JobStore:
     """The PostgreSQL queue in ``schema``; a job submitted with a session needs the
     session in that schema's sessions table (where every host finds it)."""
     try:
         from athenad.store.postgres.queue import PostgresJobQueue
     except ImportError:
-        raise ConfigError(
-            "database_url names a PostgreSQL server, but psycopg is not installed: "
-            "install athena[postgres]."
-        ) from None
+        raise psycopg_missing() from None
     from athenad.storage.postgres.sessions import PostgresSessionStore
 
     queue = PostgresJobQueue(url, schema=schema)

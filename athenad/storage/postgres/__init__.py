@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from athenad.errors import ConfigError
+from athenad.store.backend import psycopg_missing
 
 
 def postgres_pool(url: str, schema: str) -> Any:
@@ -13,10 +13,7 @@ def postgres_pool(url: str, schema: str) -> Any:
         from athenad.store.postgres.connection import open_pool
         from athenad.store.postgres.migrations import migrate
     except ImportError:
-        raise ConfigError(
-            "database_url names a PostgreSQL server, but psycopg is not installed: "
-            "install athena[postgres]."
-        ) from None
+        raise psycopg_missing() from None
     pool = open_pool(url, schema)
     try:
         with pool.connection() as conn:
