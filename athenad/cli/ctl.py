@@ -369,34 +369,35 @@ def jobs(
 main.add_command(jobs, name="ls")
 
 
-def print_jobs_table(rows: list[dict[str, Any]], title: str | None = None) -> None:
-    from rich.console import Console
-    from rich.table import Table
+STATUS_COLOURS = {"completed": "green", "failed": "red", "cancelled": "yellow", "running": "cyan"}
 
-    colours = {"completed": "green", "failed": "red", "cancelled": "yellow", "running": "cyan"}
-    table = Table(title=title)
-    table.add_column("id", no_wrap=True, min_width=15)
-    for name in ("type", "status", "prio", "try"):
-        table.add_column(name)
-    table.add_column("created (UTC)", no_wrap=True)
-    table.add_column("duration", no_wrap=True)
-    table.add_column("error")
+
+def print_jobs_table(rows: list[dict[str, Any]]) -> None:
+    """Jobs as aligned columns, the first line of each error last."""
+    from athenad.cli.plain_table import echo_table
+
+    if not rows:
+        click.echo("no jobs")
+        return
+    headers = ("id", "type", "status", "prio", "try", "created (UTC)", "duration", "error")
+    cells = []
     for row in rows:
-        colour = colours.get(row["status"], "white")
         duration = f"{row['duration_ms'] / 1000:.2f} s" if row["duration_ms"] is not None else "-"
         error = (row["error"] or "").splitlines()[0][:60] if row["error"] else ""
-        table.add_row(
-            row["id"],
-            row["type"],
-            f"[{colour}]{row['status']}[/]",
-            str(row["priority"]),
-            f"{row['attempts']}/{row['max_attempts']}",
-            row["created_at"][:19],
-            duration,
-            error,
+        cells.append(
+            (
+                row["id"],
+                row["type"],
+                row["status"],
+                str(row["priority"]),
+                f"{row['attempts']}/{row['max_attempts']}",
+                row["created_at"][:19].replace("T", " "),
+                duration,
+                error,
+            )
         )
-    # Piped output is not cut to 80 columns, so grep sees whole ids and statuses.
-    Console(width=None if sys.stdout.isatty() else 200).print(table)
+    colours = [STATUS_COLOURS.get(row["status"]) for row in rows]
+    echo_table(headers, cells, colours=colours, colour_column=2)
 
 
 @main.command()

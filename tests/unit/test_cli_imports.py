@@ -83,6 +83,24 @@ def test_submit_loads_no_heavy_module(tmp_path):
     assert (shown["type"], shown["status"], shown["payload"]) == ("echo", "pending", {})
 
 
+def test_ls_loads_no_heavy_module_and_prints_plain_columns(tmp_path):
+    home = str(tmp_path / "home")
+    submitted = cli("athenactl", "submit", "echo", "--payload", "{}", "--home", home)
+    result, modules = loaded_modules(tmp_path, "ls")
+    assert result.returncode == 0, result.stderr
+    assert offending(modules, NEVER_AT_START) == []
+    header, row = result.stdout.splitlines()
+    assert header.split()[:4] == ["id", "type", "status", "prio"]
+    assert row.split()[:3] == [submitted.stdout.strip(), "echo", "pending"]
+    assert "\x1b[" not in result.stdout  # no colour codes when piped
+
+
+def test_ls_with_nothing_to_list_says_so(tmp_path):
+    cli("athenactl", "submit", "echo", "--payload", "{}", "--home", str(tmp_path / "home"))
+    result, _ = loaded_modules(tmp_path, "ls", "--status", "failed")
+    assert result.returncode == 0 and result.stdout.strip() == "no jobs"
+
+
 def test_a_lazy_command_loads_its_module_when_run(tmp_path):
     result, modules = loaded_modules(tmp_path, "checkpoints", "--help")
     assert result.returncode == 0, result.stderr
