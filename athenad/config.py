@@ -13,8 +13,34 @@ lease = 60                    # seconds a claim lasts without a heartbeat
 synchronous = "NORMAL"        # or "FULL": fsync on every commit
 host = "build-2"              # this daemon's name in worker ids (default: the hostname)
 
+log_max_bytes = "10MB"        # rotate the daemon's log file past this size (0 = never)
+log_backups = 5               # rotated log files kept
+job_log_max_bytes = "1MB"     # lines a job may log before further lines are dropped
+
 [agents]
 planner = "my_agents:plan"    # name = "module:object"; modules beside athena.toml import
+
+[queues.models]               # a named queue (jobs say --queue models)
+concurrency = 4               # at most 4 running across all workers and hosts
+rate = "60/m"                 # at most 60 starts per minute (/s, /m, /h)
+priority = 0                  # the priority of its jobs unless they say one
+
+[limits]
+key_concurrency = 1           # running jobs sharing one --concurrency-key
+
+[schedules.nightly]
+cron = "0 3 * * *"            # or every = "10m"
+agent = "shell"
+payload = {command = "make report"}
+queue = "default"
+timezone = "UTC"
+catch_up = false              # true: enqueue every slot missed while no daemon ran
+
+[retention]
+completed = "14d"             # finished jobs older than this are pruned (unset: kept)
+failed = "30d"
+cancelled = "7d"
+sessions = "90d"              # sessions untouched this long (unset: kept)
 """
 
 from __future__ import annotations
@@ -28,8 +54,9 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
-from athenad.errors import ConfigError
+from athenad.errors import ConfigError, InvalidInput
 from athenad.paths import Home
+from athenad.util.timefmt import parse_duration
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
@@ -71,6 +98,9 @@ class DaemonConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     host: Annotated[str, Meta(pattern=r"^\S{1,255}$")] = msgspec.field(
         default_factory=lambda: os.uname().nodename
     )
+    log_max_bytes: Annotated[int, Meta(ge=0)] | str = "10MB"
+    log_backups: Annotated[int, Meta(ge=0, le=1000)] = 5
+    job_log_max_bytes: Annotated[int, Meta(ge=0)] | str = "1MB"
 
     def worker_count(self) -> int:
         return self.workers if self.workers > 0 else (os.cpu_count() or 1)
@@ -78,10 +108,93 @@ class DaemonConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     def memory_limit(self) -> int:
         return parse_size(self.max_memory_per_worker)
 
+    def check_sizes(self) -> None:
+        for value in (self.max_memory_per_worker, self.log_max_bytes, self.job_log_max_bytes):
+            parse_size(value)
+
+
+QUEUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+
+
+def check_queue_name(name: str, what: str = "queue") -> str:
+    """A queue (or schedule) name: letters, digits, ``_ . : -``, at most 64 characters."""
+    if not isinstance(name, str) or not QUEUE_NAME.match(name):
+        raise InvalidInput(
+            f"{what} name {name!r} is not valid: use letters, digits and _ . : - "
+            "(at most 64 characters, starting with a letter or digit)."
+        )
+    return name
+
+
+_RATE = re.compile(r"^\s*(\d+)\s*/\s*(s|sec|second|m|min|minute|h|hour)\s*$", re.IGNORECASE)
+_PERIODS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_rate(text: str, what: str = "rate") -> tuple[int, float]:
+    """(starts, period seconds) from '60/m', '5/s', '1000/h'."""
+    match = _RATE.match(str(text))
+    if not match or int(match.group(1)) < 1:
+        raise InvalidInput(
+            f"{what} {text!r} is not a rate: use a count per second, minute or hour, "
+            "like 5/s, 60/m or 1000/h."
+        )
+    return int(match.group(1)), _PERIODS[match.group(2)[0].lower()]
+
+
+class QueueConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """``[queues.NAME]``: limits of one named queue (``None``: no limit)."""
+
+    concurrency: Annotated[int, Meta(ge=1)] | None = None
+    rate: str | None = None
+    priority: int = 0
+
+
+class LimitsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    key_concurrency: Annotated[int, Meta(ge=1)] = 1
+
+
+class ScheduleConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """``[schedules.NAME]``: a job enqueued on a cron expression or every interval."""
+
+    agent: str
+    cron: str | None = None
+    every: str | None = None
+    payload: Any = None
+    queue: str = "default"
+    timezone: str = "UTC"
+    catch_up: bool = False
+    priority: int | None = None
+
+
+class RetentionConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """``[retention]``: how long finished jobs (and idle sessions) are kept; unset: forever."""
+
+    completed: str | None = None
+    failed: str | None = None
+    cancelled: str | None = None
+    sessions: str | None = None
+
+    def ages(self) -> dict[str, float]:
+        """Seconds to keep, by job status (only the statuses that are set)."""
+        return {
+            status: parse_duration(value, f"[retention] {status}")
+            for status in ("completed", "failed", "cancelled")
+            if (value := getattr(self, status)) is not None
+        }
+
+    def session_age(self) -> float | None:
+        return (
+            None if self.sessions is None else parse_duration(self.sessions, "[retention] sessions")
+        )
+
 
 class Config(msgspec.Struct, kw_only=True):
     daemon: DaemonConfig = msgspec.field(default_factory=DaemonConfig)
     agents: dict[str, str] = msgspec.field(default_factory=dict)
+    queues: dict[str, QueueConfig] = msgspec.field(default_factory=dict)
+    limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
+    schedules: dict[str, ScheduleConfig] = msgspec.field(default_factory=dict)
+    retention: RetentionConfig = msgspec.field(default_factory=RetentionConfig)
 
 
 ENV_PREFIX = "ATHENA_"
@@ -103,7 +216,7 @@ def load_config(home: Home, environ: Mapping[str, str] | None = None) -> Config:
         config = msgspec.structs.replace(
             config, daemon=msgspec.structs.replace(config.daemon, **overrides)
         )
-    config.daemon.memory_limit()
+    config.daemon.check_sizes()
     if config.daemon.synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
         raise ConfigError("synchronous must be NORMAL or FULL.")
     return config
@@ -128,7 +241,45 @@ def _read_file(home: Home) -> Config:
             )
     if config.daemon.synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
         raise ConfigError(f"{home.config_path}: synchronous must be NORMAL or FULL.")
+    try:
+        _check_sections(config)
+    except (InvalidInput, ConfigError) as exc:
+        raise ConfigError(f"{home.config_path}: {exc.message}") from None
     return config
+
+
+def _check_sections(config: Config) -> None:
+    """Values msgspec's types cannot check: sizes, rates, durations, schedules."""
+    config.daemon.check_sizes()
+    for name, queue in config.queues.items():
+        check_queue_name(name, "[queues] section")
+        if queue.rate is not None:
+            parse_rate(queue.rate, f"[queues.{name}] rate")
+    config.retention.ages()
+    config.retention.session_age()
+    for name, schedule in config.schedules.items():
+        check_queue_name(name, "[schedules] section")
+        check_queue_name(schedule.queue, f"[schedules.{name}] queue")
+        if (schedule.cron is None) == (schedule.every is None):
+            raise ConfigError(f"[schedules.{name}] needs exactly one of cron and every.")
+        if schedule.every is not None:
+            parse_duration(schedule.every, f"[schedules.{name}] every")
+        elif schedule.cron is not None:
+            from croniter import croniter  # only homes with schedules pay for it
+
+            if not croniter.is_valid(schedule.cron):
+                raise ConfigError(
+                    f"[schedules.{name}] cron {schedule.cron!r} is not a cron expression "
+                    '(five fields, like "*/15 * * * *").'
+                )
+        try:
+            import zoneinfo
+
+            zoneinfo.ZoneInfo(schedule.timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(
+                f"[schedules.{name}] timezone {schedule.timezone!r} is not a known time zone."
+            ) from None
 
 
 DATABASE_KEYS = ("database_url", "database_schema", "poll_interval")
@@ -158,7 +309,7 @@ def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
             continue
         try:
             typed = msgspec.convert({key: text}, DaemonConfig, strict=False)
-            typed.memory_limit()
+            typed.check_sizes()
         except (msgspec.ValidationError, ConfigError) as exc:
             raise ConfigError(f"{name}={text!r} is not valid: {str(exc).rstrip('.')}.") from None
         found[key] = getattr(typed, key)
@@ -170,5 +321,5 @@ def apply_overrides(config: Config, overrides: dict[str, object]) -> Config:
     if not overrides:
         return config
     daemon = msgspec.structs.replace(config.daemon, **overrides)
-    daemon.memory_limit()
+    daemon.check_sizes()
     return msgspec.structs.replace(config, daemon=daemon)

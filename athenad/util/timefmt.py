@@ -37,28 +37,43 @@ def parse_ts(text: str) -> _dt.datetime:
     return _dt.datetime.fromisoformat(text).replace(tzinfo=_dt.UTC)
 
 
-def parse_since(text: str, option: str = "--since") -> str | None:
-    """Turn '30m', '1h', '1d', '7d', '2w' or 'all' into a timestamp lower bound (None = all)."""
-    value = text.strip().lower()
-    if value == "all":
-        return None
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-    number, unit = value[:-1], value[-1:]
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str | float, what: str = "duration") -> float:
+    """Seconds from '90s', '5m', '2h', '14d', '2w' (text needs its unit) or a number.
+
+    Raises InvalidInput naming ``what`` for anything else, zero or negative.
+    """
     from athenad.errors import InvalidInput
 
-    try:
-        amount = float(number)
-    except ValueError:
-        amount = None
-    if unit not in units or amount is None or not math.isfinite(amount):
+    amount: float | None
+    if isinstance(text, int | float) and not isinstance(text, bool):
+        amount, unit = float(text), "s"
+    else:
+        value = str(text).strip().lower()
+        number, unit = value[:-1], value[-1:]
+        try:
+            amount = float(number)
+        except ValueError:
+            amount = None
+    if unit not in DURATION_UNITS or amount is None or not math.isfinite(amount):
         raise InvalidInput(
-            f"{option} {text!r} is not a duration: use a number and a unit (s, m, h, d, w), "
-            "like 1h, 1d or 7d, or 'all'."
+            f"{what} {text!r} is not a duration: use a number and a unit (s, m, h, d, w), "
+            "like 90s, 5m, 2h or 7d."
         )
     if amount <= 0:
-        raise InvalidInput(f"{option} {text!r} must be a positive duration, like 1h or 7d.")
+        raise InvalidInput(f"{what} {text!r} must be a positive duration, like 1h or 7d.")
+    return amount * DURATION_UNITS[unit]
+
+
+def parse_since(text: str, option: str = "--since") -> str | None:
+    """Turn '30m', '1h', '1d', '7d', '2w' or 'all' into a timestamp lower bound (None = all)."""
+    if text.strip().lower() == "all":
+        return None
+    seconds = parse_duration(text, option)
     try:
-        since = _dt.datetime.now(_dt.UTC) - _dt.timedelta(seconds=amount * units[unit])
+        since = _dt.datetime.now(_dt.UTC) - _dt.timedelta(seconds=seconds)
     except (OverflowError, ValueError):
         return None  # further back than any date: the whole history
     return format_ts(since)
