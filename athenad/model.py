@@ -12,9 +12,11 @@ import msgspec
 class JobStatus(StrEnum):
     """Where a job is in its life; each compares equal to its name in athena.db."""
 
+    SCHEDULED = "scheduled"  # waiting for its time (a delay, --at, a durable sleep)
     BLOCKED = "blocked"  # waiting for its parents
     PENDING = "pending"  # ready for a worker
     RUNNING = "running"
+    AWAITING_APPROVAL = "awaiting_approval"  # parked until a person approves or rejects
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"

@@ -4,8 +4,9 @@ The SQLite backend (``store/sqlite``) implements it today; every other backend m
 give the same results for the same calls, which the conformance suite checks. The
 semantics that must match exactly:
 
-- statuses: ``blocked`` (waiting on parents), ``pending``, ``running``, ``completed``,
-  ``failed``, ``cancelled``;
+- statuses: ``scheduled`` (waiting for its time), ``blocked`` (waiting on parents),
+  ``pending``, ``running``, ``awaiting_approval`` (parked until a person decides),
+  ``completed``, ``failed``, ``cancelled``;
 - a claim hands out a *fence* that grows on every claim, and a *lease* that the holder
   renews; any write carrying an old fence changes nothing (StaleFence, or '' from
   ``rescue``), and any daemon may take back a job whose lease lapsed;
@@ -31,7 +32,18 @@ from typing import Any, Protocol, Self
 
 from athenad.store.jobspec import ClaimedJob, JobSpec
 
-STATUSES = ("blocked", "pending", "running", "completed", "failed", "cancelled")
+STATUSES = (
+    "scheduled",
+    "blocked",
+    "pending",
+    "running",
+    "awaiting_approval",
+    "completed",
+    "failed",
+    "cancelled",
+)
+# Statuses of jobs that have not ended (a unique key is held while a job is in one).
+UNFINISHED = ("scheduled", "blocked", "pending", "running", "awaiting_approval")
 # A daemon unseen this long died without a clean stop; its record is dropped.
 FORGET_DAEMONS_AFTER_S = 86400.0
 

@@ -79,6 +79,8 @@ def test_stats_agree(backend):
     assert by_type["report"]["cancelled"] == 1
     assert isinstance(by_type["explore"]["p95_ms"], int)
     assert figures["by_status"] == {
+        "scheduled": 0,
+        "awaiting_approval": 0,
         "blocked": 0,
         "pending": 1,
         "running": 0,

@@ -13,6 +13,10 @@ JOB_KEYS = {
     "result", "error", "traceback", "cancelled_by", "cancel_requested_at", "worker_id",
     "worker_pid", "lease_expires_at", "fence", "checkpoint_iteration", "session_id",
     "resumed_from", "checkpoint_note", "run_started_at", "prior_run_ms", "parents",
+    "queue", "unique_key", "concurrency_key", "wait_reason", "approval_question",
+    "approval_data", "approval_decision", "approval_note", "approval_deadline",
+    "approval_timeout_s", "progress", "progress_message", "progress_at", "log_seq",
+    "log_bytes", "log_dropped",
 }  # fmt: skip
 RUNNING_KEYS = {
     "id", "fence", "worker_id", "worker_pid", "run_started_at", "lease_expires_at",
@@ -49,6 +53,8 @@ def test_get_has_every_column_with_its_type(store):
         assert type(job[key]) is int, key
     assert type(job["backoff_s"]) is float and type(job["timeout_s"]) is float
     assert job["lease_expires_at"] is None and job["cancel_requested_at"] is None
+    assert job["queue"] == "default" and job["unique_key"] is None
+    assert (job["log_seq"], job["log_bytes"], job["log_dropped"]) == (0, 0, 0)
 
 
 def test_list_jobs_newest_first_with_filters(store):

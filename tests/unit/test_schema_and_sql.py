@@ -171,3 +171,20 @@ def test_seed_sql_runs_unchanged_in_the_sqlite3_shell(seeded):
         )
         assert out.returncode == 0 and not out.stderr, (name, out.stderr)
         assert out.stdout.strip(), name
+
+
+def test_an_upgraded_database_takes_the_new_statuses(tmp_path):
+    old = apsw.Connection(str(tmp_path / "old.db"))
+    for number, _name, sql in available_migrations()[:6]:
+        old.execute(sql)
+        old.execute(f"PRAGMA user_version = {number}")
+    old.execute(OLD_JOB)
+    reader = apsw.Connection(str(tmp_path / "old.db"))  # open across the upgrade
+    reader.execute("SELECT count(*) FROM jobs").fetchall()
+    upgraded = open_database(tmp_path / "old.db")
+    upgraded.execute("UPDATE jobs SET status = 'awaiting_approval' WHERE id = 'j1'")
+    upgraded.execute("UPDATE jobs SET status = 'scheduled' WHERE id = 'j1'")
+    with pytest.raises(apsw.ConstraintError):
+        upgraded.execute("UPDATE jobs SET status = 'sleeping' WHERE id = 'j1'")
+    assert reader.execute("SELECT status, queue FROM jobs").fetchall() == [("scheduled", "default")]
+    assert upgraded.execute("PRAGMA integrity_check").fetchall() == [("ok",)]

@@ -26,7 +26,7 @@ from athenad.errors import (
     StaleFence,
     UnknownParent,
 )
-from athenad.store.contract import FORGET_DAEMONS_AFTER_S, States
+from athenad.store.contract import FORGET_DAEMONS_AFTER_S, STATUSES, States
 from athenad.store.jobspec import (
     ClaimedJob,
     JobSpec,
@@ -46,7 +46,6 @@ from athenad.store.postgres.queries import QUERIES as Q
 from athenad.store.postgres.rows import as_text_times, job_dict
 from athenad.util.ids import new_job_id
 
-STATUSES = ("blocked", "pending", "running", "completed", "failed", "cancelled")
 DEFAULT_LEASE_S = 60.0
 DEFAULT_MAX_INTERRUPTIONS = 3
 # The channel idle workers listen on; the payload is the schema (the queue).

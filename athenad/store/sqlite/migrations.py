@@ -41,8 +41,20 @@ def migrate(conn: apsw.Connection) -> int:
             if current_version(conn) >= version:
                 continue
             conn.execute(sql)
+            if "writable_schema" in sql:
+                _announce_schema_rewrite(conn)
             conn.execute(f"PRAGMA user_version = {version}")
     return current_version(conn)
+
+
+def _announce_schema_rewrite(conn: apsw.Connection) -> None:
+    """After a migration rewrote CREATE text: make every connection re-read the schema."""
+    version = int(conn.pragma("schema_version"))
+    conn.pragma("writable_schema", True)
+    try:
+        conn.pragma("schema_version", version + 1)
+    finally:
+        conn.pragma("writable_schema", False)
 
 
 def _check_not_newer(conn: apsw.Connection, latest: int) -> int:

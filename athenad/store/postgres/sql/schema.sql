@@ -9,7 +9,8 @@ CREATE TABLE jobs (
     agent_type           text NOT NULL,
     payload              text NOT NULL DEFAULT 'null',
     status               text NOT NULL
-        CHECK (status IN ('blocked', 'pending', 'running', 'completed', 'failed', 'cancelled')),
+        CHECK (status IN ('blocked', 'pending', 'running', 'completed', 'failed', 'cancelled',
+                          'scheduled', 'awaiting_approval')),
     priority             bigint NOT NULL DEFAULT 0,
     parent_job_id        text COLLATE "C" REFERENCES jobs (id),
     pending_parents      integer NOT NULL DEFAULT 0,
@@ -37,7 +38,23 @@ CREATE TABLE jobs (
     resumed_from         bigint,
     checkpoint_note      text,
     run_started_at       timestamptz,
-    prior_run_ms         bigint NOT NULL DEFAULT 0
+    prior_run_ms         bigint NOT NULL DEFAULT 0,
+    queue                text NOT NULL DEFAULT 'default',
+    unique_key           text,
+    concurrency_key      text,
+    wait_reason          text,
+    approval_question    text,
+    approval_data        text,
+    approval_decision    text,
+    approval_note        text,
+    approval_deadline    timestamptz,
+    approval_timeout_s   double precision,
+    progress             double precision,
+    progress_message     text,
+    progress_at          timestamptz,
+    log_seq              bigint NOT NULL DEFAULT 0,
+    log_bytes            bigint NOT NULL DEFAULT 0,
+    log_dropped          bigint NOT NULL DEFAULT 0
 );
 
 -- The claim: ready jobs by priority, then age (ids sort by creation). Partial, so its
@@ -146,4 +163,48 @@ CREATE TABLE session_events (
     checksum   text NOT NULL,
     created_at timestamptz NOT NULL,
     PRIMARY KEY (session_id, seq)
+);
+
+CREATE INDEX jobs_scheduled ON jobs (run_after) WHERE status = 'scheduled';
+CREATE UNIQUE INDEX jobs_unique_key ON jobs (unique_key)
+WHERE unique_key IS NOT NULL
+  AND status IN ('scheduled', 'blocked', 'pending', 'running', 'awaiting_approval');
+
+-- Pause state and limits of named queues; a queue without a row is open and unlimited.
+-- Claims from a limited queue lock its row, so its limits hold across hosts.
+CREATE TABLE queues (
+    name          text COLLATE "C" PRIMARY KEY,
+    paused        boolean NOT NULL DEFAULT false,
+    concurrency   integer,
+    rate_limit    integer,
+    rate_period_s double precision,
+    priority      bigint,
+    held_until    timestamptz,
+    hold_reason   text,
+    updated_at    timestamptz NOT NULL DEFAULT now()
+);
+
+-- Recent starts of rate-limited queues (kept an hour, the longest period).
+CREATE TABLE queue_starts (
+    queue      text COLLATE "C" NOT NULL,
+    started_at timestamptz NOT NULL
+);
+
+CREATE INDEX queue_starts_queue ON queue_starts (queue, started_at);
+
+-- The last slot each schedule enqueued: advancing it is what makes a slot run once.
+CREATE TABLE schedules (
+    name       text COLLATE "C" PRIMARY KEY,
+    last_slot  timestamptz,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE job_logs (
+    job_id  text COLLATE "C" NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    seq     bigint NOT NULL,
+    at      timestamptz NOT NULL DEFAULT now(),
+    level   text NOT NULL,
+    message text NOT NULL,
+    fields  text,
+    PRIMARY KEY (job_id, seq)
 );

@@ -9,7 +9,7 @@ CREATE TABLE jobs (
     agent_type           TEXT NOT NULL,
     payload              TEXT NOT NULL DEFAULT 'null',
     status               TEXT NOT NULL
-        CHECK (status IN ('blocked', 'pending', 'running', 'completed', 'failed', 'cancelled')),
+        CHECK (status IN ('blocked', 'pending', 'running', 'completed', 'failed', 'cancelled', 'scheduled', 'awaiting_approval')),
     priority             INTEGER NOT NULL DEFAULT 0,
     parent_job_id        TEXT REFERENCES jobs (id),
     pending_parents      INTEGER NOT NULL DEFAULT 0,
@@ -37,7 +37,23 @@ CREATE TABLE jobs (
     resumed_from         INTEGER,
     checkpoint_note      TEXT,
     run_started_at       TEXT,
-    prior_run_ms         INTEGER NOT NULL DEFAULT 0
+    prior_run_ms         INTEGER NOT NULL DEFAULT 0,
+    queue                TEXT NOT NULL DEFAULT 'default',
+    unique_key           TEXT,
+    concurrency_key      TEXT,
+    wait_reason          TEXT,
+    approval_question    TEXT,
+    approval_data        TEXT,
+    approval_decision    TEXT,
+    approval_note        TEXT,
+    approval_deadline    TEXT,
+    approval_timeout_s   REAL,
+    progress             REAL,
+    progress_message     TEXT,
+    progress_at          TEXT,
+    log_seq              INTEGER NOT NULL DEFAULT 0,
+    log_bytes            INTEGER NOT NULL DEFAULT 0,
+    log_dropped          INTEGER NOT NULL DEFAULT 0
 );
 
 -- The claim: ready jobs by priority, then age (ids sort by creation).
@@ -91,4 +107,55 @@ CREATE TABLE daemons (
     started_at TEXT NOT NULL,
     last_seen  TEXT NOT NULL,
     PRIMARY KEY (host, pid)
+) WITHOUT ROWID;
+
+CREATE INDEX jobs_scheduled ON jobs (run_after) WHERE status = 'scheduled';
+CREATE UNIQUE INDEX jobs_unique_key ON jobs (unique_key)
+WHERE unique_key IS NOT NULL
+  AND status IN ('scheduled', 'blocked', 'pending', 'running', 'awaiting_approval');
+
+CREATE TABLE queues (
+    name          TEXT PRIMARY KEY,
+    paused        INTEGER NOT NULL DEFAULT 0,
+    concurrency   INTEGER,
+    rate_limit    INTEGER,
+    rate_period_s REAL,
+    priority      INTEGER,
+    held_until    TEXT,
+    hold_reason   TEXT,
+    updated_at    TEXT NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE queue_starts (
+    queue      TEXT NOT NULL,
+    started_at TEXT NOT NULL
+);
+
+CREATE INDEX queue_starts_queue ON queue_starts (queue, started_at);
+
+-- A start in a rate-limited queue is remembered for its window (at most an hour);
+-- other claims pass the WHEN clause's one lookup and nothing more.
+CREATE TRIGGER queue_starts_record AFTER UPDATE OF status ON jobs
+WHEN NEW.status = 'running' AND OLD.status = 'pending'
+  AND EXISTS (SELECT 1 FROM queues WHERE name = NEW.queue AND rate_limit IS NOT NULL)
+BEGIN
+    INSERT INTO queue_starts (queue, started_at) VALUES (NEW.queue, NEW.run_started_at);
+    DELETE FROM queue_starts
+    WHERE queue = NEW.queue AND started_at < strftime('%Y-%m-%d %H:%M:%f', NEW.run_started_at, '-3600 seconds');
+END;
+
+CREATE TABLE schedules (
+    name       TEXT PRIMARY KEY,
+    last_slot  TEXT,
+    updated_at TEXT NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE job_logs (
+    job_id  TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    seq     INTEGER NOT NULL,
+    at      TEXT NOT NULL,
+    level   TEXT NOT NULL,
+    message TEXT NOT NULL,
+    fields  TEXT,
+    PRIMARY KEY (job_id, seq)
 ) WITHOUT ROWID;
