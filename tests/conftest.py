@@ -32,6 +32,11 @@ except ImportError:  # pragma: no cover
 
 # Tests under these folders start real processes (daemons, workers, CLIs): `--fast`
 # (pytest -m "not slow") leaves them out of a quick loop.
+# Counts of a queue with no job in any unfinished status.
+NOTHING_WAITING = dict.fromkeys(
+    ("scheduled", "blocked", "pending", "running", "awaiting_approval"), 0
+)
+
 SLOW_FOLDERS = ("acceptance", "integration")
 
 

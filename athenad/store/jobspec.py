@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 
+from athenad.config import check_queue_name
 from athenad.errors import InvalidInput
 
 MAX_BACKOFF_S = 3600.0
@@ -23,13 +24,28 @@ class JobSpec(msgspec.Struct, kw_only=True):
     type: str
     payload: Any = None
     agent_type: str | None = None
-    priority: int = 0
+    # None: the queue's default priority ([queues.NAME] priority), else 0.
+    priority: int | None = None
     after: Sequence[str | int] = ()
     max_attempts: int = 1
     backoff_s: float = 1.0
     timeout_s: float | None = None
     session_id: str | None = None
+    # A job with a delay or a run_at is 'scheduled' until then.
     delay_s: float = 0.0
+    run_at: str | None = None  # ISO 8601 moment, like 2026-12-24T09:00:00Z
+    queue: str = "default"
+    unique_key: str | None = None
+    concurrency_key: str | None = None
+    approval_timeout_s: float | None = None
+
+
+class Submitted(msgspec.Struct, frozen=True):
+    """A submit's outcome: the job's id, and whether it was a live job with the same
+    unique key (then no new job was made)."""
+
+    id: str
+    duplicate: bool = False
 
 
 class ClaimedJob(msgspec.Struct, kw_only=True):
@@ -50,6 +66,11 @@ class ClaimedJob(msgspec.Struct, kw_only=True):
     # time.monotonic() when the lease was computed: the holder's lease ends at
     # lease_started + the lease length, by its own clock.
     lease_started: float = 0.0
+    queue: str = "default"
+    concurrency_key: str | None = None
+    # A person's answer to the job's request for approval, once given.
+    approval_decision: str | None = None
+    approval_note: str | None = None
 
 
 def encode_json(value: Any, what: str) -> str:
@@ -107,6 +128,44 @@ def spec_from(item: JobSpec | Mapping[str, Any]) -> JobSpec:
     return JobSpec(**fields)
 
 
+def check_key(name: str, value: Any) -> str | None:
+    """A unique or concurrency key: None, or text of 1 to 200 characters."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 0 < len(value) <= 200:
+        raise InvalidInput(f"{name} {value!r} must be text of 1 to 200 characters.")
+    return value
+
+
+def parse_moment(value: Any, what: str = "run_at") -> float:
+    """Unix time of an ISO 8601 moment ('2026-12-24T09:00:00Z'; no zone means UTC)."""
+    import datetime as dt
+
+    if isinstance(value, dt.datetime):
+        moment = value
+    else:
+        try:
+            moment = dt.datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidInput(
+                f"{what} {value!r} is not a moment: use ISO 8601, like 2026-12-24T09:00:00Z."
+            ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.timestamp()
+
+
+def start_time(spec: JobSpec, now: float) -> float | None:
+    """When a job with a delay or a run_at may start (None: at once)."""
+    delay = check_seconds("delay", spec.delay_s, allow_none=False) or 0.0
+    if spec.run_at is not None:
+        if delay:
+            raise InvalidInput("give a job a delay or a run_at moment, not both.")
+        moment = parse_moment(spec.run_at)
+        return moment if moment > now else None
+    return now + delay if delay > 0 else None
+
+
 def checked_fields(spec: JobSpec, index: int) -> dict[str, Any]:
     """The columns a submitted job's row takes from its spec, each checked."""
     what = f"the payload of task {index} ({spec.type!r})"
@@ -114,10 +173,16 @@ def checked_fields(spec: JobSpec, index: int) -> dict[str, Any]:
         "type": spec.type,
         "agent_type": spec.agent_type or spec.type,
         "payload": encode_json(spec.payload, what),
-        "priority": check_int("priority", spec.priority),
+        "priority": None if spec.priority is None else check_int("priority", spec.priority),
         "max_attempts": check_int("max_attempts", spec.max_attempts, 1),
         "backoff_s": check_seconds("backoff_s", spec.backoff_s, allow_none=False),
         "timeout_s": check_seconds("timeout", spec.timeout_s, allow_none=True),
+        "queue": check_queue_name(spec.queue),
+        "unique_key": check_key("unique_key", spec.unique_key),
+        "concurrency_key": check_key("concurrency_key", spec.concurrency_key),
+        "approval_timeout_s": check_seconds(
+            "approval_timeout", spec.approval_timeout_s, allow_none=True
+        ),
     }
 
 
@@ -168,4 +233,8 @@ def claimed_job(row: tuple[Any, ...], lease_started: float) -> ClaimedJob:
         priority=row[10],
         interruptions=row[11],
         lease_started=lease_started,
+        queue=row[12],
+        concurrency_key=row[13],
+        approval_decision=row[14],
+        approval_note=row[15],
     )

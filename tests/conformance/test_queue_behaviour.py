@@ -15,6 +15,7 @@ from athenad.errors import (
     UnknownParent,
 )
 from athenad.util.timefmt import format_epoch, parse_ts
+from tests.conftest import NOTHING_WAITING
 
 
 def test_claim_takes_highest_priority_then_oldest(store):
@@ -53,7 +54,7 @@ def test_each_job_is_claimed_once_by_racing_workers(store, store_factory):
     for thread in threads:
         thread.join(timeout=60)
     assert sorted(claimed) == sorted(ids)
-    assert store.counts() == {"blocked": 0, "pending": 0, "running": 0}
+    assert store.counts() == {**NOTHING_WAITING, "blocked": 0, "pending": 0, "running": 0}
 
 
 def test_complete_stores_result_duration_and_releases_fan_in_once(store):

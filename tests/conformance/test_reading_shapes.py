@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from athenad.errors import InvalidInput
+from tests.conftest import NOTHING_WAITING
 
 JOB_KEYS = {
     "id", "type", "agent_type", "payload", "status", "priority", "parent_job_id",
@@ -75,9 +76,9 @@ def test_list_jobs_newest_first_with_filters(store):
 def test_counts_and_states(store):
     a = store.submit("explore")
     b = store.submit("plan", after=[a])
-    assert store.counts() == {"blocked": 1, "pending": 1, "running": 0}
+    assert store.counts() == {**NOTHING_WAITING, "blocked": 1, "pending": 1, "running": 0}
     job = store.claim("w")
-    assert store.counts() == {"blocked": 1, "pending": 0, "running": 1}
+    assert store.counts() == {**NOTHING_WAITING, "blocked": 1, "pending": 0, "running": 1}
     store.fail(job.id, job.fence, "boom")
     assert store.states([a, b, "missing"]) == {
         a: ("failed", None, "boom", None),

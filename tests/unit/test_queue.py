@@ -13,6 +13,7 @@ from athenad.errors import (
 )
 from athenad.store.sqlite.queue import JobQueue
 from athenad.util.ids import is_valid_job_id, new_job_id
+from tests.conftest import NOTHING_WAITING
 
 
 def count_jobs(queue: JobQueue) -> int:
@@ -75,7 +76,7 @@ def test_wait_for_jobs_times_out(queue):
 def test_counts_and_listing(queue):
     a = queue.submit("explore")
     queue.submit("plan", after=[a])
-    assert queue.counts() == {"blocked": 1, "pending": 1, "running": 0}
+    assert queue.counts() == {**NOTHING_WAITING, "blocked": 1, "pending": 1, "running": 0}
     assert [j["type"] for j in queue.list_jobs()] == ["plan", "explore"]
     assert [j["id"] for j in queue.list_jobs(status="pending")] == [a]
     with pytest.raises(InvalidInput, match="status 'nope'"):

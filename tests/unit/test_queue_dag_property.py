@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from athenad.errors import InvalidTransition
 from athenad.store.sqlite.queue import FINISHED, JobQueue
+from tests.conftest import NOTHING_WAITING
 
 OUTCOMES = ("complete", "fail", "flaky", "cancel")
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -128,7 +129,7 @@ class Sim:
     def check_final(self) -> dict[int, dict]:
         """Every job ended, and ended as its plan and its ancestors say."""
         rows = {i: self.queue.get(job_id) for i, job_id in enumerate(self.ids)}
-        assert self.queue.counts() == {"blocked": 0, "pending": 0, "running": 0}
+        assert self.queue.counts() == {**NOTHING_WAITING, "blocked": 0, "pending": 0, "running": 0}
         for i, row in rows.items():
             assert row["status"] in FINISHED, (i, row["status"])
             if not set(self.parents[i]) <= self.completed:

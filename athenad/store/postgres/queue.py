@@ -10,6 +10,7 @@ Times come from the database's clock, so hosts agree on leases and backoffs.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -18,6 +19,7 @@ from typing import Any, NoReturn
 import psycopg
 from psycopg.rows import dict_row
 
+from athenad.config import check_queue_name
 from athenad.errors import (
     DatabaseBusy,
     InvalidInput,
@@ -26,10 +28,11 @@ from athenad.errors import (
     StaleFence,
     UnknownParent,
 )
-from athenad.store.contract import FORGET_DAEMONS_AFTER_S, STATUSES, States
+from athenad.store.contract import FORGET_DAEMONS_AFTER_S, STATUSES, UNFINISHED, States
 from athenad.store.jobspec import (
     ClaimedJob,
     JobSpec,
+    Submitted,
     backoff_delay,
     check_int,
     checked_fields,
@@ -38,18 +41,30 @@ from athenad.store.jobspec import (
     encode_json,
     resolve_parents,
     spec_from,
+    start_time,
     timed_out_message,
 )
 from athenad.store.postgres.connection import DEFAULT_SCHEMA, check_schema, open_pool
 from athenad.store.postgres.migrations import migrate
 from athenad.store.postgres.queries import QUERIES as Q
 from athenad.store.postgres.rows import as_text_times, job_dict
+from athenad.store.queues import QueueLimits, queue_rows
 from athenad.util.ids import new_job_id
+from athenad.util.timefmt import format_ts
 
 DEFAULT_LEASE_S = 60.0
 DEFAULT_MAX_INTERRUPTIONS = 3
 # The channel idle workers listen on; the payload is the schema (the queue).
 NOTIFY_CHANNEL = "athena_jobs"
+
+
+def _utc(seconds: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(seconds, dt.UTC)
+
+
+def as_text_row(row: Sequence[Any]) -> tuple[Any, ...]:
+    """A row's timestamps as SQLite's text."""
+    return tuple(format_ts(value) if isinstance(value, dt.datetime) else value for value in row)
 
 
 class PostgresJobQueue:
@@ -110,13 +125,24 @@ class PostgresJobQueue:
 
     def submit_many(self, tasks: Iterable[JobSpec | Mapping[str, Any]]) -> list[str]:
         """Submit jobs in one transaction; ``after`` may name earlier jobs of the batch by index."""
+        return [outcome.id for outcome in self.enqueue(tasks)]
+
+    def enqueue(self, tasks: Iterable[JobSpec | Mapping[str, Any]]) -> list[Submitted]:
+        """Like :meth:`submit_many`, saying of each job whether it was a duplicate: a
+        live job already held its unique key, and its id is returned instead."""
         specs = [spec_from(task) for task in tasks]
         prepared = [self._prepare(spec, index) for index, spec in enumerate(specs)]
         ids = [new_job_id() for _ in specs]
+        clock = time.time()
+        starts = [start_time(spec, clock) for spec in specs]
+        outcomes: list[Submitted] = []
         with self._tx() as conn:
             states: dict[str, tuple[str, str | None]] = {}
+            priorities: dict[str, int] = {}
             made_ready = False
             for index, (spec, row) in enumerate(zip(specs, prepared, strict=True)):
+                if row["priority"] is None:
+                    row["priority"] = self._queue_priority(conn, row["queue"], priorities)
                 parents = resolve_parents(spec.after, index, ids)
                 unfinished = 0
                 dead: tuple[str, str] | None = None
@@ -126,12 +152,17 @@ class PostgresJobQueue:
                         dead = (cause or parent, status)
                     elif status != "completed":
                         unfinished += 1
+                starts_at = starts[index]
                 row.update(
                     id=ids[index],
-                    delay_s=float(spec.delay_s or 0.0),
+                    run_at=None if starts_at is None else _utc(starts_at),
                     parent_job_id=parents[0] if parents else None,
                     pending_parents=unfinished,
-                    status="blocked" if unfinished else "pending",
+                    status="blocked"
+                    if unfinished
+                    else "pending"
+                    if starts_at is None
+                    else "scheduled",
                     cancelled_by=None,
                     error=None,
                 )
@@ -141,14 +172,34 @@ class PostgresJobQueue:
                         cancelled_by=dead[0],
                         error=f"cancelled because ancestor {dead[0]} {dead[1]}",
                     )
+                if conn.execute(Q["insert_job"], row).fetchone() is None:
+                    # A live job holds the unique key (committed, or just now by a racer).
+                    live = conn.execute(
+                        Q["live_job_with_key"], {"key": row["unique_key"]}
+                    ).fetchone()
+                    if live is None:
+                        raise InvalidTransition(
+                            f"unique key {row['unique_key']!r} was taken and released while "
+                            "this job was being submitted; submit it again."
+                        )
+                    ids[index] = live[0]
+                    outcomes.append(Submitted(live[0], duplicate=True))
+                    continue
                 made_ready = made_ready or row["status"] == "pending"
-                conn.execute(Q["insert_job"], row)
                 for parent in parents:
                     conn.execute(Q["insert_edge"], {"job_id": ids[index], "parent_id": parent})
                 states[ids[index]] = (row["status"], row["cancelled_by"])
+                outcomes.append(Submitted(ids[index]))
             if made_ready:
                 self._notify(conn)
-        return ids
+        return outcomes
+
+    @staticmethod
+    def _queue_priority(conn: psycopg.Connection[Any], queue: str, known: dict[str, int]) -> int:
+        if queue not in known:
+            row = conn.execute(Q["queue_priority"], {"queue": queue}).fetchone()
+            known[queue] = row[0] if row is not None and row[0] is not None else 0
+        return known[queue]
 
     def _prepare(self, spec: JobSpec, index: int) -> dict[str, Any]:
         return {**checked_fields(spec, index), "session_id": self._check_session(spec.session_id)}
@@ -174,27 +225,67 @@ class PostgresJobQueue:
     # ---- the worker's side ------------------------------------------------------------
 
     def claim(
-        self, worker_id: str, worker_pid: int | None = None, *, lease_s: float = DEFAULT_LEASE_S
+        self,
+        worker_id: str,
+        worker_pid: int | None = None,
+        *,
+        lease_s: float = DEFAULT_LEASE_S,
+        key_limit: int = 1,
     ) -> ClaimedJob | None:
-        """Take the next ready job for this worker, or None when none is ready."""
+        """Take the next ready job for this worker, or None when none is ready.
+
+        Paused, held and saturated queues are passed over, and so are jobs whose
+        concurrency key already has ``key_limit`` running jobs.
+        """
         with self._tx() as conn:
-            return self._claim(conn, worker_id, worker_pid, lease_s)
+            lease_started = time.monotonic()
+            params = self._claim_params(worker_id, worker_pid, lease_s, key_limit)
+            conn.execute(Q["promote_scheduled"])
+            row = conn.execute(Q["claim_job"], params).fetchone()
+            return self._confirmed(conn, row, lease_started, key_limit)
 
     @staticmethod
-    def _claim(
-        conn: psycopg.Connection[Any], worker_id: str, worker_pid: int | None, lease_s: float
+    def _confirmed(
+        conn: psycopg.Connection[Any], row: Any, lease_started: float, key_limit: int
     ) -> ClaimedJob | None:
-        lease_started = time.monotonic()
-        params = PostgresJobQueue._claim_params(worker_id, worker_pid, lease_s)
-        row = conn.execute(Q["claim_job"], params).fetchone()
-        return None if row is None else claimed_job(row, lease_started)
+        """The claimed job, once its queue's and key's limits are checked under a lock.
+
+        Two transactions may each have seen room for one more job; the second to take
+        the lock sees the first's claim and hands its own back.
+        """
+        if row is None:
+            return None
+        job = claimed_job(row, lease_started)
+        limited = bool(row[16])
+        if limited:
+            conn.execute(Q["lock_limit"], {"name": f"athena:queue:{job.queue}"})
+            found = conn.execute(Q["confirm_queue_claim"], {"queue": job.queue}).fetchone()
+            within, rated = found if found is not None else (True, False)
+            if not within:
+                conn.execute(Q["unclaim"], {"id": job.id, "fence": job.fence})
+                return None
+            if rated:
+                conn.execute(Q["record_start"], {"queue": job.queue})
+                conn.execute(Q["forget_old_starts"], {"queue": job.queue})
+        if job.concurrency_key is not None:
+            conn.execute(Q["lock_limit"], {"name": f"athena:key:{job.concurrency_key}"})
+            counted = conn.execute(
+                Q["confirm_key_claim"], {"key": job.concurrency_key, "key_limit": key_limit}
+            ).fetchone()
+            if counted is not None and not counted[0]:
+                conn.execute(Q["unclaim"], {"id": job.id, "fence": job.fence})
+                return None
+        return job
 
     @staticmethod
-    def _claim_params(worker_id: str, worker_pid: int | None, lease_s: float) -> dict[str, Any]:
+    def _claim_params(
+        worker_id: str, worker_pid: int | None, lease_s: float, key_limit: int = 1
+    ) -> dict[str, Any]:
         return {
             "worker_id": worker_id,
             "worker_pid": worker_pid if worker_pid is not None else os.getpid(),
             "lease_s": float(lease_s),
+            "key_limit": key_limit,
         }
 
     def complete(self, job_id: str, fence: int, result: Any = None) -> list[str]:
@@ -215,6 +306,7 @@ class PostgresJobQueue:
         worker_pid: int | None = None,
         *,
         lease_s: float = DEFAULT_LEASE_S,
+        key_limit: int = 1,
     ) -> tuple[list[str], ClaimedJob | None]:
         """Complete a job and claim the next in the same transaction (one commit, not two)."""
         encoded = encode_json(result, f"the result of job {job_id}")
@@ -227,14 +319,14 @@ class PostgresJobQueue:
                     Q["complete_job"], {"id": job_id, "fence": fence, "result": encoded}
                 )
                 releasing = conn.execute(Q["release_dependents"], {"id": job_id})
+                conn.execute(Q["promote_scheduled"])
                 claiming = conn.execute(
-                    Q["claim_job"], self._claim_params(worker_id, worker_pid, lease_s)
+                    Q["claim_job"], self._claim_params(worker_id, worker_pid, lease_s, key_limit)
                 )
             if completed.rowcount != 1:
                 self._refuse_stale(conn, job_id, fence)
             released = sorted(child for child, status in releasing if status == "pending")
-            row = claiming.fetchone()
-            claimed = None if row is None else claimed_job(row, lease_started)
+            claimed = self._confirmed(conn, claiming.fetchone(), lease_started, key_limit)
             # This worker runs one job next; any other ready job needs another worker.
             if any(claimed is None or child != claimed.id for child in released):
                 self._notify(conn)
@@ -380,6 +472,59 @@ class PostgresJobQueue:
                 {"id": job_id, "fence": fence, "resumed_from": resumed_from, "note": note},
             )
 
+    # ---- flow control -----------------------------------------------------------------
+
+    def rate_limited(self, job_id: str, fence: int, retry_after_s: float, reason: str) -> str:
+        """The provider refused for now: the job waits ``retry_after_s`` without spending
+        an attempt, and its queue takes no job before then. Returns the queue's name."""
+        with self._tx() as conn:
+            params = {
+                "id": job_id,
+                "fence": fence,
+                "retry_after_s": max(0.0, float(retry_after_s)),
+                "reason": reason,
+            }
+            row = conn.execute(Q["rate_limited"], params).fetchone()
+            if row is None:
+                self._refuse_stale(conn, job_id, fence)
+            queue, until = row
+            conn.execute(Q["hold_queue"], {"queue": queue, "until": until, "reason": reason})
+        return str(queue)
+
+    def next_start(self) -> float | None:
+        """Unix time of the earliest scheduled job, if any (idle workers wake for it)."""
+        with self._tx() as conn:
+            row = conn.execute(Q["next_scheduled"]).fetchone()
+        return None if row is None or row[0] is None else row[0].timestamp()
+
+    def pause_queue(self, queue: str, paused: bool = True) -> None:
+        """Stop (or restart) claims from ``queue``; running jobs finish. Survives restarts."""
+        check_queue_name(queue)
+        with self._tx() as conn:
+            conn.execute(Q["pause_queue"], {"queue": queue, "paused": paused})
+            if not paused:
+                self._notify(conn)
+
+    def set_queue_limits(self, queue: str, limits: QueueLimits) -> None:
+        """Change a queue's concurrency, rate or default priority (fields left UNSET stay)."""
+        check_queue_name(queue)
+        with self._tx() as conn:
+            conn.execute(Q["set_queue_limits"], limits.params(queue))
+            self._notify(conn)
+
+    def queues(self) -> list[dict[str, Any]]:
+        """Every queue that has settings or unfinished jobs: state, limits and counts."""
+        with self._tx() as conn:
+            settings = [as_text_row(row) for row in conn.execute(Q["queue_settings"])]
+            counts = conn.execute(Q["queue_status_counts"]).fetchall()
+
+            def recent_starts(queue: str, period_s: float) -> int:
+                params = {"queue": queue, "period_s": period_s}
+                row = conn.execute(Q["queue_recent_starts"], params).fetchone()
+                return 0 if row is None else int(row[0])
+
+            return queue_rows(settings, counts, time.time(), recent_starts)
+
     # ---- the user's side --------------------------------------------------------------
 
     def cancel(self, job_id: str) -> str:
@@ -389,7 +534,7 @@ class PostgresJobQueue:
             if row is None:
                 raise JobNotFound(f"job {job_id!r} does not exist.")
             status = row[0]
-            if status in ("blocked", "pending"):
+            if status in ("blocked", "pending", "scheduled", "awaiting_approval"):
                 conn.execute(
                     Q["cancel_waiting_job"], {"id": job_id, "error": "cancelled by request"}
                 )
@@ -546,8 +691,8 @@ class PostgresJobQueue:
         return [job_dict(job, parents[job["id"]]) for job in jobs]
 
     def counts(self) -> dict[str, int]:
-        """How many jobs are blocked, pending and running."""
-        counts = {"blocked": 0, "pending": 0, "running": 0}
+        """How many jobs are in each unfinished status."""
+        counts = dict.fromkeys(UNFINISHED, 0)
         with self._tx() as conn:
             counts.update({status: n for status, n in conn.execute(Q["queue_counts"])})
         return counts

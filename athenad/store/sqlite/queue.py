@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from athenad.config import check_queue_name
 from athenad.errors import (
     InvalidInput,
     InvalidTransition,
@@ -23,10 +24,11 @@ from athenad.errors import (
     UnknownParent,
 )
 from athenad.store import waiting
-from athenad.store.contract import FORGET_DAEMONS_AFTER_S, STATUSES, States
+from athenad.store.contract import FORGET_DAEMONS_AFTER_S, STATUSES, UNFINISHED, States
 from athenad.store.jobspec import (
     ClaimedJob,
     JobSpec,
+    Submitted,
     backoff_delay,
     check_int,
     checked_fields,
@@ -35,14 +37,16 @@ from athenad.store.jobspec import (
     encode_json,
     resolve_parents,
     spec_from,
+    start_time,
     timed_out_message,
 )
+from athenad.store.queues import QueueLimits, queue_rows
 from athenad.store.sqlite import connection as dbmod
 from athenad.store.sqlite.migrations import open_database
 from athenad.store.sqlite.queries import QUERIES as Q
 from athenad.store.waiting import FINISHED
 from athenad.util.ids import new_job_id
-from athenad.util.timefmt import format_epoch, utc_now_text
+from athenad.util.timefmt import format_epoch, parse_ts, utc_now_text
 from athenad.util.wake import wake_idle
 
 __all__ = [
@@ -126,14 +130,31 @@ class JobQueue:
 
     def submit_many(self, tasks: Iterable[JobSpec | Mapping[str, Any]]) -> list[str]:
         """Submit jobs in one transaction; ``after`` may name earlier jobs of the batch by index."""
+        return [outcome.id for outcome in self.enqueue(tasks)]
+
+    def enqueue(self, tasks: Iterable[JobSpec | Mapping[str, Any]]) -> list[Submitted]:
+        """Like :meth:`submit_many`, saying of each job whether it was a duplicate: a
+        live job already held its unique key, and its id is returned instead."""
         specs = [spec_from(task) for task in tasks]
         prepared = [self._prepare(spec, index) for index, spec in enumerate(specs)]
         ids = [new_job_id() for _ in specs]
-        now = utc_now_text()
+        clock = time.time()
+        now = format_epoch(clock)
+        starts = [start_time(spec, clock) for spec in specs]
         made_ready = 0
+        outcomes: list[Submitted] = []
         with self._tx():
             states: dict[str, tuple[str, str | None]] = {}
+            priorities: dict[str, int] = {}
             for index, (spec, row) in enumerate(zip(specs, prepared, strict=True)):
+                if row["unique_key"] is not None:
+                    live = self._one("live_job_with_key", {"key": row["unique_key"]})
+                    if live is not None:
+                        ids[index] = live[0]
+                        outcomes.append(Submitted(live[0], duplicate=True))
+                        continue
+                if row["priority"] is None:
+                    row["priority"] = self._queue_priority(row["queue"], priorities)
                 parents = self._resolve_parents(spec.after, index, ids)
                 unfinished = 0
                 dead: tuple[str, str] | None = None
@@ -143,10 +164,11 @@ class JobQueue:
                         dead = (cause or parent, status)
                     elif status != "completed":
                         unfinished += 1
+                starts_at = starts[index]
                 row.update(
                     id=ids[index],
                     now=now,
-                    run_after=_later(spec.delay_s) if spec.delay_s else now,
+                    run_after=now if starts_at is None else format_epoch(starts_at),
                     parent_job_id=parents[0] if parents else None,
                     pending_parents=unfinished,
                     cancelled_by=None,
@@ -160,16 +182,26 @@ class JobQueue:
                         error=f"cancelled because ancestor {dead[0]} {dead[1]}",
                         completed_at=now,
                     )
+                elif unfinished:
+                    row["status"] = "blocked"
                 else:
-                    row["status"] = "blocked" if unfinished else "pending"
+                    row["status"] = "pending" if starts_at is None else "scheduled"
                 made_ready += row["status"] == "pending"
                 self.conn.execute(Q["insert_job"], row)
                 for parent in parents:
                     self.conn.execute(Q["insert_edge"], {"job_id": ids[index], "parent_id": parent})
                 states[ids[index]] = (row["status"], row["cancelled_by"])
+                outcomes.append(Submitted(ids[index]))
         if made_ready:
             wake_idle(self.run_dir, made_ready)
-        return ids
+        return outcomes
+
+    def _queue_priority(self, queue: str, known: dict[str, int]) -> int:
+        """The default priority of a queue's jobs (0 unless the queue sets one)."""
+        if queue not in known:
+            row = self._one("queue_priority", {"queue": queue})
+            known[queue] = row[0] if row is not None and row[0] is not None else 0
+        return known[queue]
 
     def _prepare(self, spec: JobSpec, index: int) -> dict[str, Any]:
         return {**checked_fields(spec, index), "session_id": self._check_session(spec.session_id)}
@@ -198,13 +230,24 @@ class JobQueue:
     # ---- the worker's side ------------------------------------------------------------
 
     def claim(
-        self, worker_id: str, worker_pid: int | None = None, *, lease_s: float = DEFAULT_LEASE_S
+        self,
+        worker_id: str,
+        worker_pid: int | None = None,
+        *,
+        lease_s: float = DEFAULT_LEASE_S,
+        key_limit: int = 1,
     ) -> ClaimedJob | None:
-        """Take the next ready job for this worker, or None when none is ready."""
-        with self._tx():
-            return self._claim(worker_id, worker_pid, lease_s)
+        """Take the next ready job for this worker, or None when none is ready.
 
-    def _claim(self, worker_id: str, worker_pid: int | None, lease_s: float) -> ClaimedJob | None:
+        Paused, held and saturated queues are passed over, and so are jobs whose
+        concurrency key already has ``key_limit`` running jobs.
+        """
+        with self._tx():
+            return self._claim(worker_id, worker_pid, lease_s, key_limit)
+
+    def _claim(
+        self, worker_id: str, worker_pid: int | None, lease_s: float, key_limit: int = 1
+    ) -> ClaimedJob | None:
         lease_started = time.monotonic()
         now = time.time()
         params = {
@@ -212,7 +255,9 @@ class JobQueue:
             "worker_pid": worker_pid if worker_pid is not None else os.getpid(),
             "now": format_epoch(now),
             "lease_expires_at": format_epoch(now + lease_s),
+            "key_limit": key_limit,
         }
+        self.conn.execute(Q["promote_scheduled"], params)
         row = self._one("claim_job", params)
         return None if row is None else claimed_job(row, lease_started)
 
@@ -234,12 +279,13 @@ class JobQueue:
         worker_pid: int | None = None,
         *,
         lease_s: float = DEFAULT_LEASE_S,
+        key_limit: int = 1,
     ) -> tuple[list[str], ClaimedJob | None]:
         """Complete a job and claim the next in the same transaction (one commit, not two)."""
         encoded = encode_json(result, f"the result of job {job_id}")
         with self._tx():
             released = self._complete(job_id, fence, encoded)
-            claimed = self._claim(worker_id, worker_pid, lease_s)
+            claimed = self._claim(worker_id, worker_pid, lease_s, key_limit)
         # This worker runs one job next; any other ready job it released needs a worker
         # woken now, not at the next idle poll a second later.
         others = len(released) - (claimed is not None and claimed.id in released)
@@ -401,6 +447,65 @@ class JobQueue:
                 {"id": job_id, "fence": fence, "resumed_from": resumed_from, "note": note},
             )
 
+    # ---- flow control -----------------------------------------------------------------
+
+    def rate_limited(self, job_id: str, fence: int, retry_after_s: float, reason: str) -> str:
+        """The provider refused for now: the job waits ``retry_after_s`` without spending
+        an attempt, and its queue takes no job before then. Returns the queue's name."""
+        clock = time.time()
+        now, until = format_epoch(clock), format_epoch(clock + max(0.0, retry_after_s))
+        with self._tx():
+            row = self._one(
+                "rate_limited",
+                {"id": job_id, "fence": fence, "now": now, "run_after": until, "reason": reason},
+            )
+            if row is None:
+                self._refuse_stale(job_id, fence)
+            queue = str(row[0])
+            self.conn.execute(
+                Q["hold_queue"], {"queue": queue, "until": until, "reason": reason, "now": now}
+            )
+        return queue
+
+    def next_start(self) -> float | None:
+        """Unix time of the earliest scheduled job, if any (idle workers wake for it)."""
+        row = self._one("next_scheduled")
+        if row is None or row[0] is None:
+            return None
+        return parse_ts(row[0]).timestamp()
+
+    def pause_queue(self, queue: str, paused: bool = True) -> None:
+        """Stop (or restart) claims from ``queue``; running jobs finish. Survives restarts."""
+        check_queue_name(queue)
+        with self._tx():
+            self.conn.execute(
+                Q["pause_queue"], {"queue": queue, "paused": int(paused), "now": utc_now_text()}
+            )
+
+    def set_queue_limits(self, queue: str, limits: QueueLimits) -> None:
+        """Change a queue's concurrency, rate or default priority (fields left UNSET stay)."""
+        check_queue_name(queue)
+        with self._tx():
+            self.conn.execute(
+                Q["set_queue_limits"], {**limits.params(queue), "now": utc_now_text()}
+            )
+
+    def queues(self) -> list[dict[str, Any]]:
+        """Every queue that has settings or unfinished jobs: state, limits and counts."""
+        settings = list(self.conn.execute(Q["queue_settings"]))
+        counts = list(self.conn.execute(Q["queue_status_counts"]))
+        now = time.time()
+
+        def recent_starts(queue: str, period_s: float) -> int:
+            since = format_epoch(now - period_s)
+            row = self._one("queue_recent_starts", {"queue": queue, "since": since})
+            return 0 if row is None else int(row[0])
+
+        rows = queue_rows(settings, counts, now, recent_starts)
+        for row in rows:
+            row["paused"] = bool(row["paused"])
+        return rows
+
     # ---- the user's side --------------------------------------------------------------
 
     def cancel(self, job_id: str) -> str:
@@ -414,7 +519,7 @@ class JobQueue:
             if row is None:
                 raise JobNotFound(f"job {job_id!r} does not exist.")
             status = row[0]
-            if status in ("blocked", "pending"):
+            if status in ("blocked", "pending", "scheduled", "awaiting_approval"):
                 self.conn.execute(
                     Q["cancel_waiting_job"],
                     {"id": job_id, "error": "cancelled by request", "now": now},
@@ -593,8 +698,8 @@ class JobQueue:
         return jobs
 
     def counts(self) -> dict[str, int]:
-        """How many jobs are blocked, pending and running."""
-        counts = {"blocked": 0, "pending": 0, "running": 0}
+        """How many jobs are in each unfinished status."""
+        counts = dict.fromkeys(UNFINISHED, 0)
         counts.update({status: n for status, n in self.conn.execute(Q["queue_counts"])})
         return counts
 

@@ -27,18 +27,33 @@ INSERT INTO schema_migrations (version, name) VALUES (%(version)s, %(name)s);
 -- ===== submitting =====
 
 -- name: insert_job
--- A new job; status is 'pending', 'blocked' (unfinished parents) or 'cancelled'.
+-- A new job; status is 'pending', 'scheduled' (a later start), 'blocked' (unfinished
+-- parents) or 'cancelled'. With a unique key a live job already holds, nothing is
+-- inserted and no row comes back (a racing submitter's insert is waited for).
 INSERT INTO jobs (
     id, type, agent_type, payload, status, priority, parent_job_id, pending_parents,
     created_at, run_after, max_attempts, backoff_s, timeout_s, session_id,
-    cancelled_by, error, completed_at
+    cancelled_by, error, completed_at, queue, unique_key, concurrency_key, approval_timeout_s
 ) VALUES (
     %(id)s, %(type)s, %(agent_type)s, %(payload)s, %(status)s, %(priority)s,
     %(parent_job_id)s, %(pending_parents)s,
-    now(), now() + make_interval(secs => %(delay_s)s), %(max_attempts)s, %(backoff_s)s,
+    now(), coalesce(%(run_at)s, now()), %(max_attempts)s, %(backoff_s)s,
     %(timeout_s)s, %(session_id)s,
-    %(cancelled_by)s, %(error)s, CASE WHEN %(status)s = 'cancelled' THEN now() END
-);
+    %(cancelled_by)s, %(error)s, CASE WHEN %(status)s = 'cancelled' THEN now() END,
+    %(queue)s, %(unique_key)s, %(concurrency_key)s, %(approval_timeout_s)s
+)
+ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL
+  AND status IN ('scheduled', 'blocked', 'pending', 'running', 'awaiting_approval')
+DO NOTHING
+RETURNING id;
+
+-- name: live_job_with_key
+SELECT id FROM jobs
+WHERE unique_key = %(key)s
+  AND status IN ('scheduled', 'blocked', 'pending', 'running', 'awaiting_approval');
+
+-- name: queue_priority
+SELECT priority FROM queues WHERE name = %(queue)s;
 
 -- name: insert_edge
 INSERT INTO job_parents (job_id, parent_id) VALUES (%(job_id)s, %(parent_id)s);
@@ -54,12 +69,47 @@ SELECT pg_notify('athena_jobs', %(schema)s);
 
 -- ===== the worker's side =====
 
+-- name: promote_scheduled
+-- Scheduled jobs whose time has come become ready (rows another worker is promoting
+-- are left to it).
+UPDATE jobs SET status = 'pending'
+WHERE id IN (
+    SELECT id FROM jobs
+    WHERE status = 'scheduled' AND run_after <= now()
+    FOR UPDATE SKIP LOCKED
+);
+
+-- name: next_scheduled
+SELECT min(run_after) FROM jobs WHERE status = 'scheduled';
+
 -- name: claim_job
--- Take the highest-priority ready job, oldest first among equals; a job another
--- transaction is claiming is skipped, not waited for.
-WITH next AS (
+-- Take the highest-priority ready job, oldest first among equals, from an open queue
+-- (not paused or held, under its concurrency and rate) and under its concurrency
+-- key's limit; a job another transaction is claiming is skipped, not waited for.
+-- Concurrent claims may both see room for one more: a claim from a limited queue or
+-- with a key is confirmed under an advisory lock afterwards (confirm_* below).
+WITH closed AS (
+    SELECT name FROM queues
+    WHERE paused
+       OR held_until > now()
+       OR concurrency <= (
+           SELECT count(*) FROM jobs AS busy
+           WHERE busy.status = 'running' AND busy.queue = queues.name)
+       OR rate_limit <= (
+           SELECT count(*) FROM queue_starts
+           WHERE queue_starts.queue = queues.name
+             AND started_at > now() - make_interval(secs => rate_period_s))
+), saturated AS (
+    SELECT busy.concurrency_key FROM jobs AS busy
+    WHERE busy.status = 'running' AND busy.concurrency_key IS NOT NULL
+    GROUP BY busy.concurrency_key
+    HAVING count(*) >= %(key_limit)s
+), next AS (
     SELECT id FROM jobs
     WHERE status = 'pending' AND run_after <= now()
+      AND queue NOT IN (SELECT name FROM closed)
+      AND (concurrency_key IS NULL
+           OR concurrency_key NOT IN (SELECT concurrency_key FROM saturated))
     ORDER BY priority DESC, id
     FOR UPDATE SKIP LOCKED
     LIMIT 1
@@ -73,11 +123,98 @@ SET status = 'running',
     started_at = coalesce(started_at, now()),
     run_started_at = now(),
     lease_expires_at = now() + make_interval(secs => %(lease_s)s),
-    cancel_requested_at = NULL
+    cancel_requested_at = NULL,
+    wait_reason = NULL
 FROM next
 WHERE jobs.id = next.id
 RETURNING jobs.id, type, agent_type, payload, attempts, max_attempts, fence, timeout_s,
-          checkpoint_iteration, session_id, priority, interruptions;
+          checkpoint_iteration, session_id, jobs.priority, interruptions, queue,
+          concurrency_key, approval_decision, approval_note,
+          EXISTS (SELECT 1 FROM queues AS q WHERE q.name = jobs.queue
+                  AND (q.concurrency IS NOT NULL OR q.rate_limit IS NOT NULL)) AS limited;
+
+-- name: lock_limit
+-- Serialises the confirmation of claims under one queue's or one key's limit.
+SELECT pg_advisory_xact_lock(hashtext(%(name)s));
+
+-- name: confirm_queue_claim
+-- Still within the queue's limits, counting this transaction's own claim?
+SELECT (q.concurrency IS NULL
+        OR (SELECT count(*) FROM jobs WHERE status = 'running' AND queue = q.name)
+           <= q.concurrency)
+   AND (q.rate_limit IS NULL
+        OR (SELECT count(*) FROM queue_starts
+            WHERE queue = q.name AND started_at > now() - make_interval(secs => q.rate_period_s))
+           < q.rate_limit),
+       q.rate_limit IS NOT NULL
+FROM queues AS q WHERE q.name = %(queue)s;
+
+-- name: confirm_key_claim
+SELECT count(*) <= %(key_limit)s FROM jobs
+WHERE status = 'running' AND concurrency_key = %(key)s;
+
+-- name: record_start
+INSERT INTO queue_starts (queue, started_at) VALUES (%(queue)s, now());
+
+-- name: forget_old_starts
+DELETE FROM queue_starts WHERE queue = %(queue)s AND started_at < now() - interval '1 hour';
+
+-- name: unclaim
+-- A claim that would break a limit is handed back as if it never happened.
+UPDATE jobs
+SET status = 'pending', attempts = attempts - 1, worker_id = NULL, worker_pid = NULL,
+    lease_expires_at = NULL
+WHERE id = %(id)s AND fence = %(fence)s;
+
+-- name: rate_limited
+-- The provider said "not now": back to pending until the retry time without spending
+-- the attempt, saying why.
+UPDATE jobs
+SET status = 'pending',
+    attempts = attempts - 1,
+    prior_run_ms = prior_run_ms + round(extract(epoch FROM now() - run_started_at) * 1000)::bigint,
+    run_after = now() + make_interval(secs => %(retry_after_s)s),
+    wait_reason = %(reason)s,
+    worker_id = NULL,
+    worker_pid = NULL,
+    lease_expires_at = NULL
+WHERE id = %(id)s AND fence = %(fence)s AND status = 'running'
+RETURNING queue, run_after;
+
+-- name: hold_queue
+INSERT INTO queues AS q (name, held_until, hold_reason, updated_at)
+VALUES (%(queue)s, %(until)s, %(reason)s, now())
+ON CONFLICT (name) DO UPDATE
+SET held_until = greatest(q.held_until, excluded.held_until),
+    hold_reason = excluded.hold_reason,
+    updated_at = now();
+
+-- name: pause_queue
+INSERT INTO queues (name, paused) VALUES (%(queue)s, %(paused)s)
+ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, updated_at = now();
+
+-- name: set_queue_limits
+INSERT INTO queues AS q (name, concurrency, rate_limit, rate_period_s, priority)
+VALUES (%(queue)s, %(concurrency)s, %(rate_limit)s, %(rate_period_s)s, %(priority)s)
+ON CONFLICT (name) DO UPDATE
+SET concurrency = CASE WHEN %(set_concurrency)s THEN excluded.concurrency ELSE q.concurrency END,
+    rate_limit = CASE WHEN %(set_rate)s THEN excluded.rate_limit ELSE q.rate_limit END,
+    rate_period_s = CASE WHEN %(set_rate)s THEN excluded.rate_period_s ELSE q.rate_period_s END,
+    priority = CASE WHEN %(set_priority)s THEN excluded.priority ELSE q.priority END,
+    updated_at = now();
+
+-- name: queue_settings
+SELECT name, paused, concurrency, rate_limit, rate_period_s, priority, held_until, hold_reason
+FROM queues ORDER BY name;
+
+-- name: queue_status_counts
+SELECT queue, status, count(*) FROM jobs
+WHERE status IN ('scheduled', 'blocked', 'pending', 'running', 'awaiting_approval')
+GROUP BY queue, status;
+
+-- name: queue_recent_starts
+SELECT count(*) FROM queue_starts
+WHERE queue = %(queue)s AND started_at > now() - make_interval(secs => %(period_s)s);
 
 -- name: complete_job
 UPDATE jobs
@@ -96,8 +233,10 @@ WHERE id = %(id)s AND fence = %(fence)s AND status = 'running';
 -- Row locks serialise two parents finishing at once, each seeing the other's count.
 UPDATE jobs
 SET pending_parents = pending_parents - 1,
-    status = CASE WHEN pending_parents <= 1 THEN 'pending' ELSE status END,
-    run_after = CASE WHEN pending_parents <= 1 THEN now() ELSE run_after END
+    -- A child with a start time still ahead waits for it as 'scheduled'.
+    status = CASE WHEN pending_parents > 1 THEN status
+                  WHEN run_after > now() THEN 'scheduled' ELSE 'pending' END,
+    run_after = CASE WHEN pending_parents <= 1 THEN greatest(run_after, now()) ELSE run_after END
 WHERE id IN (SELECT job_id FROM job_parents WHERE parent_id = %(id)s)
   AND status = 'blocked'
 RETURNING id, status;
@@ -145,7 +284,8 @@ SET status = 'cancelled',
     cancelled_by = %(root)s,
     error = %(error)s,
     completed_at = now()
-WHERE id IN (SELECT id FROM descendants) AND status IN ('blocked', 'pending')
+WHERE id IN (SELECT id FROM descendants)
+  AND status IN ('blocked', 'pending', 'scheduled', 'awaiting_approval')
 RETURNING id;
 
 -- name: renew_lease
@@ -183,7 +323,7 @@ SELECT status, cancelled_by FROM jobs WHERE id = %(id)s FOR UPDATE;
 -- name: cancel_waiting_job
 UPDATE jobs
 SET status = 'cancelled', error = %(error)s, completed_at = now()
-WHERE id = %(id)s AND status IN ('blocked', 'pending');
+WHERE id = %(id)s AND status IN ('blocked', 'pending', 'scheduled', 'awaiting_approval');
 
 -- name: request_cancel
 UPDATE jobs SET cancel_requested_at = now()
@@ -310,7 +450,7 @@ LIMIT %(limit)s;
 
 -- name: queue_counts
 SELECT status, count(*) FROM jobs
-WHERE status IN ('blocked', 'pending', 'running')
+WHERE status IN ('scheduled', 'blocked', 'pending', 'running', 'awaiting_approval')
 GROUP BY status;
 
 -- ===== daemons =====

@@ -173,7 +173,7 @@ WHERE unique_key IS NOT NULL
 -- Pause state and limits of named queues; a queue without a row is open and unlimited.
 -- Claims from a limited queue lock its row, so its limits hold across hosts.
 CREATE TABLE queues (
-    name          text COLLATE "C" PRIMARY KEY,
+    name          text PRIMARY KEY,
     paused        boolean NOT NULL DEFAULT false,
     concurrency   integer,
     rate_limit    integer,
@@ -186,7 +186,7 @@ CREATE TABLE queues (
 
 -- Recent starts of rate-limited queues (kept an hour, the longest period).
 CREATE TABLE queue_starts (
-    queue      text COLLATE "C" NOT NULL,
+    queue      text NOT NULL,
     started_at timestamptz NOT NULL
 );
 

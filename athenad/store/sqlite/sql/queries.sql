@@ -2,16 +2,38 @@
 -- Timestamps (:now, :lease_expires_at, :run_after) are computed by the caller as UTC text.
 
 -- name: insert_job
--- A new job; status is 'pending', 'blocked' (unfinished parents) or 'cancelled'.
+-- A new job; status is 'pending', 'scheduled' (a later start), 'blocked' (unfinished
+-- parents) or 'cancelled'.
 INSERT INTO jobs (
     id, type, agent_type, payload, status, priority, parent_job_id, pending_parents,
     created_at, run_after, max_attempts, backoff_s, timeout_s, session_id,
-    cancelled_by, error, completed_at
+    cancelled_by, error, completed_at, queue, unique_key, concurrency_key, approval_timeout_s
 ) VALUES (
     :id, :type, :agent_type, :payload, :status, :priority, :parent_job_id, :pending_parents,
     :now, :run_after, :max_attempts, :backoff_s, :timeout_s, :session_id,
-    :cancelled_by, :error, :completed_at
+    :cancelled_by, :error, :completed_at, :queue, :unique_key, :concurrency_key,
+    :approval_timeout_s
 );
+
+-- name: live_job_with_key
+-- The unfinished job holding a unique key (the same terms as jobs_unique_key's).
+SELECT id FROM jobs INDEXED BY jobs_unique_key
+WHERE unique_key = :key
+  AND status IN ('scheduled', 'blocked', 'pending', 'running', 'awaiting_approval');
+
+-- name: queue_priority
+SELECT priority FROM queues WHERE name = :queue;
+
+-- name: promote_scheduled
+-- Scheduled jobs whose time has come become ready.
+UPDATE jobs SET status = 'pending'
+WHERE id IN (
+    SELECT id FROM jobs INDEXED BY jobs_scheduled
+    WHERE status = 'scheduled' AND run_after <= :now
+);
+
+-- name: next_scheduled
+SELECT min(run_after) FROM jobs INDEXED BY jobs_scheduled WHERE status = 'scheduled';
 
 -- name: insert_edge
 INSERT INTO job_parents (job_id, parent_id) VALUES (:job_id, :parent_id);
@@ -21,7 +43,11 @@ INSERT INTO job_parents (job_id, parent_id) VALUES (:job_id, :parent_id);
 SELECT id, status, cancelled_by FROM jobs WHERE id = :id;
 
 -- name: claim_job
--- Take the highest-priority ready job, oldest first among equals.
+-- Take the highest-priority ready job, oldest first among equals, from a queue that is
+-- open: not paused, not held after a provider's rate limit, under its concurrency and
+-- its rate; and whose concurrency key (if any) has fewer than :key_limit running.
+-- Both subqueries are evaluated once per claim; with no queue rows and no keys they
+-- cost next to nothing.
 UPDATE jobs
 SET status = 'running',
     attempts = attempts + 1,
@@ -31,16 +57,90 @@ SET status = 'running',
     started_at = coalesce(started_at, :now),
     run_started_at = :now,
     lease_expires_at = :lease_expires_at,
-    cancel_requested_at = NULL
+    cancel_requested_at = NULL,
+    wait_reason = NULL
 WHERE id = (
     -- INDEXED BY: otherwise the planner may pick (status, created_at) and sort.
     SELECT id FROM jobs INDEXED BY jobs_claim
     WHERE status = 'pending' AND run_after <= :now
+      AND queue NOT IN (
+          SELECT name FROM queues
+          WHERE paused
+             OR held_until > :now
+             OR concurrency <= (
+                 SELECT count(*) FROM jobs AS busy
+                 WHERE busy.status = 'running' AND busy.queue = queues.name)
+             OR rate_limit <= (
+                 SELECT count(*) FROM queue_starts
+                 WHERE queue_starts.queue = queues.name
+                   AND started_at > strftime('%Y-%m-%d %H:%M:%f', :now,
+                                             '-' || rate_period_s || ' seconds'))
+      )
+      AND (concurrency_key IS NULL OR concurrency_key NOT IN (
+          SELECT busy.concurrency_key FROM jobs AS busy
+          WHERE busy.status = 'running' AND busy.concurrency_key IS NOT NULL
+          GROUP BY busy.concurrency_key
+          HAVING count(*) >= :key_limit
+      ))
     ORDER BY priority DESC, id
     LIMIT 1
 )
 RETURNING id, type, agent_type, payload, attempts, max_attempts, fence, timeout_s,
-          checkpoint_iteration, session_id, priority, interruptions;
+          checkpoint_iteration, session_id, priority, interruptions, queue,
+          concurrency_key, approval_decision, approval_note;
+
+-- name: rate_limited
+-- The provider said "not now": back to pending until :run_after without spending the
+-- attempt, saying why.
+UPDATE jobs
+SET status = 'pending',
+    attempts = attempts - 1,
+    prior_run_ms = prior_run_ms + CAST(round((julianday(:now) - julianday(run_started_at)) * 86400000) AS INTEGER),
+    run_after = :run_after,
+    wait_reason = :reason,
+    worker_id = NULL,
+    worker_pid = NULL,
+    lease_expires_at = NULL
+WHERE id = :id AND fence = :fence AND status = 'running'
+RETURNING queue;
+
+-- name: hold_queue
+-- No claims from :queue before :until (a later hold wins).
+INSERT INTO queues (name, held_until, hold_reason, updated_at)
+VALUES (:queue, :until, :reason, :now)
+ON CONFLICT (name) DO UPDATE
+SET held_until = max(coalesce(held_until, ''), excluded.held_until),
+    hold_reason = excluded.hold_reason,
+    updated_at = excluded.updated_at;
+
+-- name: pause_queue
+INSERT INTO queues (name, paused, updated_at) VALUES (:queue, :paused, :now)
+ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, updated_at = excluded.updated_at;
+
+-- name: set_queue_limits
+-- :set_* say which settings change; NULL values clear a limit.
+INSERT INTO queues (name, concurrency, rate_limit, rate_period_s, priority, updated_at)
+VALUES (:queue, :concurrency, :rate_limit, :rate_period_s, :priority, :now)
+ON CONFLICT (name) DO UPDATE
+SET concurrency = CASE WHEN :set_concurrency THEN excluded.concurrency ELSE concurrency END,
+    rate_limit = CASE WHEN :set_rate THEN excluded.rate_limit ELSE rate_limit END,
+    rate_period_s = CASE WHEN :set_rate THEN excluded.rate_period_s ELSE rate_period_s END,
+    priority = CASE WHEN :set_priority THEN excluded.priority ELSE priority END,
+    updated_at = excluded.updated_at;
+
+-- name: queue_settings
+SELECT name, paused, concurrency, rate_limit, rate_period_s, priority, held_until, hold_reason
+FROM queues ORDER BY name;
+
+-- name: queue_status_counts
+-- Unfinished jobs by queue and status (each status is a range of jobs_status_created).
+SELECT queue, status, count(*) FROM jobs
+WHERE status IN ('scheduled', 'blocked', 'pending', 'running', 'awaiting_approval')
+GROUP BY queue, status;
+
+-- name: queue_recent_starts
+SELECT count(*) FROM queue_starts
+WHERE queue = :queue AND started_at > :since;
 
 -- name: complete_job
 UPDATE jobs
@@ -58,8 +158,10 @@ WHERE id = :id AND fence = :fence AND status = 'running';
 -- One parent finished: count it down in each blocked child; those at zero become ready.
 UPDATE jobs
 SET pending_parents = pending_parents - 1,
-    status = CASE WHEN pending_parents <= 1 THEN 'pending' ELSE status END,
-    run_after = CASE WHEN pending_parents <= 1 THEN :now ELSE run_after END
+    -- A child with a start time still ahead waits for it as 'scheduled'.
+    status = CASE WHEN pending_parents > 1 THEN status
+                  WHEN run_after > :now THEN 'scheduled' ELSE 'pending' END,
+    run_after = CASE WHEN pending_parents <= 1 THEN max(run_after, :now) ELSE run_after END
 -- '+status': find the children by id; an index on status would visit every blocked job.
 WHERE id IN (SELECT job_id FROM job_parents WHERE parent_id = :id)
   AND +status = 'blocked'
@@ -108,13 +210,14 @@ SET status = 'cancelled',
     cancelled_by = :root,
     error = :error,
     completed_at = :now
-WHERE id IN (SELECT id FROM descendants) AND +status IN ('blocked', 'pending')
+WHERE id IN (SELECT id FROM descendants)
+  AND +status IN ('blocked', 'pending', 'scheduled', 'awaiting_approval')
 RETURNING id;
 
 -- name: cancel_waiting_job
 UPDATE jobs
 SET status = 'cancelled', error = :error, completed_at = :now
-WHERE id = :id AND status IN ('blocked', 'pending');
+WHERE id = :id AND status IN ('blocked', 'pending', 'scheduled', 'awaiting_approval');
 
 -- name: request_cancel
 UPDATE jobs SET cancel_requested_at = :now
@@ -260,7 +363,7 @@ LIMIT :limit;
 
 -- name: queue_counts
 SELECT status, count(*) FROM jobs
-WHERE status IN ('blocked', 'pending', 'running')
+WHERE status IN ('scheduled', 'blocked', 'pending', 'running', 'awaiting_approval')
 GROUP BY status;
 
 -- name: oldest_pending
