@@ -296,6 +296,8 @@ def status(home: str | None, as_json: bool) -> None:
         click.echo("athenad is not running")
     if report["workers"] or report["hosts"]:
         _print_tables(report)
+    for line in _slot_lines(report["slots"]):
+        click.echo(line)
     queue = report["queue"]
     click.echo(
         f"queue: {queue['pending']} pending, {queue['running']} running, {queue['blocked']} blocked"
@@ -309,10 +311,11 @@ def _print_tables(report: dict[str, Any]) -> None:
 
     console = Console()
     if report["workers"]:
-        table = Table("pid", "rss", "cpu %", "job", "jobs done", "started")
+        table = Table("pid", "slot", "rss", "cpu %", "job", "jobs done", "started")
         for worker in report["workers"]:
             table.add_row(
                 str(worker["pid"]),
+                "-" if worker["slot"] is None else str(worker["slot"]),
                 f"{worker['rss_bytes'] / 1048576:.1f} MiB",
                 f"{worker['cpu_percent']:.0f}",
                 worker["job"] or "-",
@@ -327,6 +330,21 @@ def _print_tables(report: dict[str, Any]) -> None:
                 daemon["host"], str(daemon["pid"]), str(daemon["workers"]), daemon["last_seen"]
             )
         console.print(hosts)
+
+
+def _slot_lines(slots: list[dict[str, Any]]) -> list[str]:
+    """One line per slot whose workers crashed lately or that is backing off."""
+    lines = []
+    for slot in slots:
+        crashes, backoff = slot["crashes_last_minute"], slot["respawn_backoff_s"]
+        if not crashes and not backoff:
+            continue
+        line = f"slot {slot['slot']}: {crashes} crash{'es' * (crashes != 1)} in the last minute"
+        line += f", respawn backoff {backoff:g} s"
+        if slot["respawn_in_s"] is not None:
+            line += f", next worker in {slot['respawn_in_s']:.1f} s"
+        lines.append(line)
+    return lines
 
 
 @main.command()

@@ -1,7 +1,8 @@
 """What ``athenad status`` reports: the supervisor, its workers and the queue.
 
 Workers write a small heartbeat file (``.athena/run/worker-<pid>.json``) whenever
-they claim or finish a job; process figures come from psutil.
+they claim or finish a job; process figures come from psutil; the supervisor's account
+of its slots (crashes, backoff) comes from ``.athena/run/slots.json``.
 """
 
 from __future__ import annotations
@@ -9,11 +10,13 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import time
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from athenad.config import load_config
+from athenad.daemon.slots import read_slots, slot_report
 from athenad.paths import Home, read_pid
 from athenad.store.backend import has_database, open_store
 
@@ -111,6 +114,7 @@ def worker_status(home: Home, process: psutil.Process, sample_s: float = 0.0) ->
         "job_started_at": beat.job_started_at if beat else None,
         "jobs_done": beat.jobs_done if beat else 0,
         "started_at": beat.started_at if beat else None,
+        "slot": None,  # from the supervisor's slots.json, in collect_status
     }
 
 
@@ -130,13 +134,26 @@ def sample_workers(home: Home, pid: int | None, sample_s: float = 0.1) -> list[d
     return [worker_status(home, process) for process in processes]
 
 
+def slot_status(home: Home, pid: int | None, workers: list[dict[str, Any]]) -> list[dict]:
+    """The running supervisor's slots (see :func:`slot_report`); sets each worker's slot."""
+    record = read_slots(home) if pid else None
+    if record is None or record.pid != pid:
+        return []  # no daemon, or the file is a stopped daemon's
+    for worker in workers:
+        worker["slot"] = record.workers.get(worker["pid"])
+    return slot_report(record, {worker["pid"] for worker in workers}, time.time())
+
+
 def collect_status(home: Home, *, sample_s: float = 0.1) -> dict[str, Any]:
-    """``{"running", "pid", "workers": [...], "queue": {"blocked", "pending", "running"},
-    "hosts": [...]}``; hosts are the daemons on the database seen in the last few leases
-    (every host's, on PostgreSQL), each ``{"host", "pid", "workers", "started_at",
-    "last_seen"}``."""
+    """``{"running", "pid", "workers": [...], "slots": [...], "queue": {"blocked",
+    "pending", "running"}, "hosts": [...]}``; each slot is ``{"slot",
+    "crashes_last_minute", "respawn_backoff_s", "respawn_in_s"}`` (the last null while
+    the slot has a worker); hosts are the daemons on the database seen in the last few
+    leases (every host's, on PostgreSQL), each ``{"host", "pid", "workers",
+    "started_at", "last_seen"}``."""
     pid = read_pid(home)
     workers = sample_workers(home, pid, sample_s)
+    slots = slot_status(home, pid, workers)
     queue_counts = {"blocked": 0, "pending": 0, "running": 0}
     hosts: list[dict[str, Any]] = []
     settings = load_config(home).daemon
@@ -154,6 +171,7 @@ def collect_status(home: Home, *, sample_s: float = 0.1) -> dict[str, Any]:
         "running": pid is not None,
         "pid": pid,
         "workers": workers,
+        "slots": slots,
         "queue": queue_counts,
         "hosts": hosts,
     }

@@ -1,9 +1,14 @@
 """The supervisor: spawns worker processes, watches them, requeues the jobs of the dead.
 
 Signal handlers only enqueue; the main loop does the work, about four times a
-second or at once when a signal arrives: handle the signal -> reap dead workers
-(their jobs go back to pending) -> sweep running jobs (timeouts, ignored
-cancellations, owners that are gone) -> spawn workers up to the wanted count.
+second, at once when a signal arrives, or when a slot's respawn falls due: handle the
+signal -> reap dead workers (their jobs go back to pending) -> sweep running jobs
+(timeouts, ignored cancellations, owners that are gone) -> give each empty worker slot
+a worker once its backoff allows (see respawn.py).
+
+A worker that dies unasked once it was ready (or is killed by a signal while starting,
+once the daemon serves) is a crash: its slot backs off and the daemon carries on. Only
+workers that cannot start, exiting before they were ever ready, stop the daemon.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ from athenad.daemon.identity import is_local
 from athenad.daemon.notify import SystemdNotifier
 from athenad.daemon.presence import DaemonPresence, beat_interval
 from athenad.daemon.rescue import TIMEOUT_GRACE_S, lease_lapsed, rescue_if_abandoned
+from athenad.daemon.respawn import SlotBackoff, crash_reason, is_crash
+from athenad.daemon.slots import SlotsRecord, read_slots, write_slots
 from athenad.daemon.start_settings import write_start_settings
 from athenad.daemon.status import heartbeat_path, kill_child_groups
 from athenad.errors import AthenaError, DaemonError, DatabaseBusy
@@ -41,10 +48,9 @@ from athenad.util.timefmt import parse_ts
 from athenad.util.wake import idle_entry, wake_workers
 
 TICK_S = 0.25
+MIN_WAIT_S = 0.01  # the shortest wait of the main loop, so a due respawn never spins it
 BOOT_TIMEOUT_S = 60.0
 MAX_BOOT_FAILURES = 5
-CRASH_WINDOW_S = 60.0
-MAX_CRASHES_PER_WINDOW = 20
 EXIT_BOOT_ERROR = 3
 EXIT_RECYCLE = 4  # a worker's own choice after --max-jobs/--max-memory: replace it
 STOP_TIMEOUT_FILE = "stop-timeout"
@@ -57,10 +63,12 @@ log = structlog.get_logger()
 class WorkerProcess:
     proc: subprocess.Popen
     index: int
+    slot: int  # which of the wanted workers this is; its crashes back off that slot
     spawned_at: float = field(default_factory=time.monotonic)
     up: bool = False
     retiring: bool = False
     killed_by_drain: bool = False
+    enforced: bool = False  # killed by us over its job (timeout, cancel, lease): no crash
 
     @property
     def pid(self) -> int:
@@ -100,7 +108,10 @@ class Supervisor:
         self.stop_deadline = 0.0
         self.exit_code = 0
         self.boot_failures = 0
-        self.crashes: list[float] = []
+        self.slots: dict[int, SlotBackoff] = {}
+        previous = read_slots(self.home)
+        self.crashes_total = dict(previous.crashes_total) if previous else {}
+        self.slots_changed = True
         self.to_replace: list[int] = []
         self.reloading = False
         self.replacement: int | None = None
@@ -149,7 +160,7 @@ class Supervisor:
     def step(self) -> None:
         """One pass of the main loop."""
         try:
-            sig = self.signals.get(timeout=TICK_S)
+            sig = self.signals.get(timeout=self.wait_s())
         except queue_mod.Empty:
             sig = None
         while sig is not None:
@@ -161,12 +172,22 @@ class Supervisor:
         self.reap_workers()
         if self.stopping:
             self.drain_step()
+            self.record_slots()
             return
         self.sweep_jobs()
         self.manage_workers()
         self.replace_step()
         self.check_ready()
         self.ping_watchdog()
+        self.record_slots()
+
+    def wait_s(self) -> float:
+        """How long the loop may wait for a signal: a tick, or less if a respawn is due."""
+        if self.stopping:
+            return TICK_S
+        now = time.monotonic()
+        waits = [self.slot(slot).wait_s(now) for slot in self.empty_slots()]
+        return max(MIN_WAIT_S, min([TICK_S, *waits]))
 
     # ---- pid file ---------------------------------------------------------------------
 
@@ -223,7 +244,7 @@ class Supervisor:
 
     # ---- workers ----------------------------------------------------------------------
 
-    def spawn_worker(self) -> WorkerProcess:
+    def spawn_worker(self, slot: int) -> WorkerProcess:
         index = self.next_index
         self.next_index += 1
         command = [
@@ -249,9 +270,10 @@ class Supervisor:
             process_group=0,
             close_fds=True,
         )
-        worker = WorkerProcess(proc, index)
+        worker = WorkerProcess(proc, index, slot)
         self.workers[proc.pid] = worker
-        log.info("worker_spawned", pid=proc.pid, index=index)
+        self.slots_changed = True
+        log.info("worker_spawned", pid=proc.pid, index=index, slot=slot)
         return worker
 
     def reap_workers(self) -> None:
@@ -261,18 +283,30 @@ class Supervisor:
                 if not worker.up and heartbeat_path(self.home, pid).exists():
                     worker.up = True
                     self.boot_failures = 0
+                    self.slot(worker.slot).came_up(time.monotonic())
+                    self.slots_changed = True
                 continue
             del self.workers[pid]
             self.on_worker_exit(worker, code)
 
     def on_worker_exit(self, worker: WorkerProcess, code: int) -> None:
-        expected = self.stopping or worker.retiring or code == EXIT_RECYCLE
+        expected = self.stopping or worker.retiring or worker.enforced or code == EXIT_RECYCLE
+        # Its heartbeat file tells a worker that was ready before the loop noticed.
+        up = worker.up or heartbeat_path(self.home, worker.pid).exists()
+        if up:
+            self.boot_failures = 0
+        failed_reload = not up and worker.pid == self.replacement
+        crashed = (
+            not expected and not failed_reload and is_crash(up=up, code=code, serving=self.ready)
+        )
         reason = f"worker {worker.pid} exited with code {code}"
         if code < 0:
-            reason = f"worker {worker.pid} was killed by {signal.Signals(-code).name}"
-        (log.info if expected and code == 0 else log.warning)(
-            "worker_exited", pid=worker.pid, code=code
-        )
+            reason = f"worker {worker.pid} was killed by {crash_reason(code)}"
+        if not crashed:
+            (log.info if expected and code == 0 else log.warning)(
+                "worker_exited", pid=worker.pid, code=code
+            )
+        self.slots_changed = True
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(worker.pid, signal.SIGKILL)  # processes its jobs forked and left
         left = kill_child_groups(self.home, worker.pid)
@@ -288,27 +322,37 @@ class Supervisor:
                 path.unlink()
         if expected:
             return
-        if not worker.up and worker.pid == self.replacement:
+        if failed_reload:
             # A reload whose new code cannot start: keep the workers we have.
             self.end_reload(
                 error=f"a new worker could not start: {self.read_boot_error(worker.pid) or reason}"
             )
             return
-        if not worker.up:
-            self.boot_failures += 1
-            message = self.read_boot_error(worker.pid) or reason
-            log.error(
-                "worker_boot_failed", pid=worker.pid, error=message, failures=self.boot_failures
-            )
-            if (
-                code == EXIT_BOOT_ERROR and not self.ready
-            ) or self.boot_failures >= MAX_BOOT_FAILURES:
-                self.fail_boot(f"a worker could not start: {message}")
+        if crashed:
+            self.on_crash(worker, code)
             return
+        self.boot_failures += 1
+        message = self.read_boot_error(worker.pid) or reason
+        log.error("worker_boot_failed", pid=worker.pid, error=message, failures=self.boot_failures)
+        if (code == EXIT_BOOT_ERROR and not self.ready) or self.boot_failures >= MAX_BOOT_FAILURES:
+            self.fail_boot(f"a worker could not start: {message}")
+
+    def on_crash(self, worker: WorkerProcess, code: int) -> None:
+        """Count the crash and back its slot off; the daemon carries on."""
         now = time.monotonic()
-        self.crashes = [t for t in self.crashes if now - t < CRASH_WINDOW_S] + [now]
-        if len(self.crashes) > MAX_CRASHES_PER_WINDOW:
-            self.fail_boot(f"workers crashed {len(self.crashes)} times within {CRASH_WINDOW_S:g} s")
+        backoff = self.slot(worker.slot)
+        delay = backoff.crashed(now)
+        reason = crash_reason(code)
+        self.crashes_total[reason] = self.crashes_total.get(reason, 0) + 1
+        how = {"signal": reason} if code < 0 else {"exit_code": code}
+        log.warning(
+            "worker_died",
+            slot=worker.slot,
+            pid=worker.pid,
+            **how,
+            respawn_in_s=round(delay, 3),
+            crashes_last_minute=len(backoff.recent_crashes(now)),
+        )
 
     def read_boot_error(self, pid: int) -> str | None:
         path = boot_error_path(self.home, pid)
@@ -329,12 +373,40 @@ class Supervisor:
             self.begin_stop(timeout=5.0)
 
     def manage_workers(self) -> None:
-        active = [w for w in self.workers.values() if not w.retiring]
-        surplus = len(active) - (1 if self.replacement else 0) - self.workers_wanted
-        for _ in range(-surplus):
-            self.spawn_worker()
-        for worker in sorted(active, key=lambda w: -w.index)[: max(surplus, 0)]:
-            self.retire(worker)
+        """Give each empty slot a worker once its backoff allows; retire surplus slots."""
+        now = time.monotonic()
+        for slot in self.empty_slots():
+            if self.slot(slot).wait_s(now) == 0:
+                self.spawn_worker(slot)
+        for worker in list(self.workers.values()):
+            if not worker.retiring and worker.slot >= self.workers_wanted:
+                self.retire(worker)
+
+    def empty_slots(self) -> list[int]:
+        """Wanted slots with no worker that is staying (a retiring one is leaving)."""
+        held = {w.slot for w in self.workers.values() if not w.retiring}
+        return [slot for slot in range(self.workers_wanted) if slot not in held]
+
+    def slot(self, index: int) -> SlotBackoff:
+        return self.slots.setdefault(index, SlotBackoff())
+
+    def record_slots(self) -> None:
+        """Rewrite slots.json (``athenad status``, ``metrics``) when something changed."""
+        if not self.slots_changed:
+            return
+        self.slots_changed = False
+        to_wall_clock = time.time() - time.monotonic()
+        shown = set(range(self.workers_wanted)) | {w.slot for w in self.workers.values()}
+        record = SlotsRecord(
+            pid=os.getpid(),
+            slots={slot: self.slot(slot).shifted(to_wall_clock) for slot in sorted(shown)},
+            workers={pid: worker.slot for pid, worker in self.workers.items()},
+            crashes_total=dict(self.crashes_total),
+        )
+        try:
+            write_slots(self.home, record)
+        except OSError as exc:
+            log.warning("slots_write_failed", error=str(exc))
 
     def retire(self, worker: WorkerProcess) -> None:
         worker.retiring = True
@@ -409,7 +481,7 @@ class Supervisor:
                     log.warning(
                         "job_timeout_enforced", job_id=job["id"], worker_pid=pid, new_status=status
                     )
-                    self.kill_worker(ours)
+                    self.enforce(ours)
             elif job["cancel_requested_at"]:
                 asked = parse_ts(job["cancel_requested_at"]).timestamp()
                 overdue = now > asked + 2 * self.config.daemon.cancel_grace + TIMEOUT_GRACE_S
@@ -417,13 +489,18 @@ class Supervisor:
                     job["id"], job["fence"], reason="cancellation enforced"
                 ):
                     log.warning("job_cancel_enforced", job_id=job["id"], worker_pid=pid)
-                    self.kill_worker(ours)
+                    self.enforce(ours)
             elif lease_lapsed(job, lease, now):
                 # The worker stopped renewing its claim (stopped, or stuck holding the GIL).
                 status = self.queue.rescue(job["id"], job["fence"], reason="lease expired")
                 if status:
                     log.warning("job_lease_expired", job_id=job["id"], worker_pid=pid)
-                    self.kill_worker(ours)
+                    self.enforce(ours)
+
+    def enforce(self, worker: WorkerProcess) -> None:
+        """Kill a worker over its job; it is replaced at once, not counted as a crash."""
+        worker.enforced = True
+        self.kill_worker(worker)
 
     def kill_worker(self, worker: WorkerProcess) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -440,6 +517,7 @@ class Supervisor:
         self.config = config
         # A --workers flag is among the overrides, so it still holds after a reload.
         self.workers_wanted = config.daemon.worker_count()
+        self.slots_changed = True
         self.to_replace = [pid for pid, w in self.workers.items() if not w.retiring]
         self.reloading = True
         self.write_reload_state("running")
@@ -479,7 +557,9 @@ class Supervisor:
             return
         self.to_replace = [pid for pid in self.to_replace if pid in self.workers]
         if self.to_replace:
-            self.replacement = self.spawn_worker().pid
+            # The new worker takes the slot of the old one it replaces first.
+            old = self.workers[self.to_replace[0]]
+            self.replacement = self.spawn_worker(old.slot).pid
         elif self.reloading:
             self.end_reload()
 

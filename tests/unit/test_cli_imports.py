@@ -138,7 +138,7 @@ def test_ls_is_jobs_and_status_is_the_daemons(tmp_path):
     daemon_status = cli_json("athenad", "status", "--home", home)
     assert ctl_status == daemon_status
     assert ctl_status["queue"] == {"blocked": 0, "pending": 1, "running": 0}
-    assert set(ctl_status) == {"running", "pid", "workers", "queue", "hosts"}
+    assert set(ctl_status) == {"running", "pid", "workers", "slots", "queue", "hosts"}
 
 
 @pytest.mark.parametrize("command", ["submit", "show", "ls", "status", "sessions"])
