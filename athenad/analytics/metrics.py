@@ -1,8 +1,9 @@
 """Metrics for Prometheus: the figures ``athenactl metrics`` exposes, and their text.
 
 Counters never go down (they are the rows of ``jobs`` plus what ``job_counters`` keeps
-of deleted rows and retried outcomes); gauges tell how things stand now; duration
-quantiles cover a recent window. Rendered by ``prometheus_client``.
+of deleted rows and retried outcomes; worker crashes are what the supervisor records in
+its run directory); gauges tell how things stand now; duration quantiles cover a recent
+window. Rendered by ``prometheus_client``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ from athenad.analytics.queries import Source, by_agent_type, by_status, queue_su
 from athenad.util.timefmt import utc_now_text
 
 QUANTILES = (("0.5", "p50_ms"), ("0.95", "p95_ms"))
+
+# Always shown, 0 until one happens, so rate() sees the first crash as an increase:
+# the OOM killer's SIGKILL and a non-zero exit are the usual ones.
+CRASH_REASONS = ("SIGKILL", "exit")
 
 EVENT_HELP = {
     "submitted": "Jobs submitted, by agent type.",
@@ -103,6 +108,17 @@ def _duration_summary(figures: dict[str, Any], counted: dict[str, dict]) -> Metr
     return summary
 
 
+def _worker_crashes(totals: dict[str, int]) -> Metric:
+    family = CounterMetricFamily(
+        "athena_worker_crashes",
+        "Workers that died unasked while the daemon served, by signal name or 'exit'.",
+        labels=["reason"],
+    )
+    for reason in sorted(set(CRASH_REASONS) | set(totals)):
+        family.add_metric([reason], totals.get(reason, 0))
+    return family
+
+
 class _Families:
     """A collector of metric families computed beforehand, for one render."""
 
@@ -113,16 +129,22 @@ class _Families:
         return iter(self.families)
 
 
-def prometheus_text(figures: dict[str, Any], extra_gauges: dict[str, tuple] | None = None) -> str:
+def prometheus_text(
+    figures: dict[str, Any],
+    extra_gauges: dict[str, tuple] | None = None,
+    worker_crashes: dict[str, int] | None = None,
+) -> str:
     """Render :func:`metrics` in the Prometheus text exposition format.
 
-    ``extra_gauges`` maps a metric name to ``(help, value)``, e.g. daemon liveness.
+    ``extra_gauges`` maps a metric name to ``(help, value)``, e.g. daemon liveness;
+    ``worker_crashes`` are the supervisor's crash totals by reason.
     """
     counted = _counted(figures)
     families = [
         *_gauges(figures, extra_gauges or {}),
         *_counters(counted),
         _duration_summary(figures, counted),
+        _worker_crashes(worker_crashes or {}),
     ]
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Families(families))

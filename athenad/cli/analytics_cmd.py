@@ -30,6 +30,7 @@ from athenad.analytics import metrics
 from athenad.analytics import queries as analytics
 from athenad.analytics.readers import Reader, open_reader
 from athenad.config import load_config
+from athenad.daemon.slots import crash_totals
 from athenad.daemon.status import sample_workers, worker_processes
 from athenad.paths import Home, read_pid
 from athenad.store.backend import has_database
@@ -331,7 +332,7 @@ def metrics_command(home: str | None, window: str, output: Path | None) -> None:
         "athena_daemon_up": ("1 if the athenad supervisor is running.", int(pid is not None)),
         "athena_workers": ("Live worker processes.", len(worker_processes(pid)) if pid else 0),
     }
-    text = metrics.prometheus_text(figures, gauges)
+    text = metrics.prometheus_text(figures, gauges, crash_totals(resolve_home(home)))
     if output is None:
         click.echo(text, nl=False)
     else:

@@ -8,6 +8,7 @@ from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
 
 from athenad.cli.analytics_cmd import metrics_command
+from athenad.daemon.slots import SlotsRecord, write_slots
 from athenad.paths import Home
 from athenad.store.sqlite.migrations import (
     available_migrations,
@@ -202,6 +203,7 @@ def test_exposition_parses_with_the_types_prometheus_expects(home: Home, queue: 
         "athena_jobs_failed": "counter",
         "athena_jobs_cancelled": "counter",
         "athena_job_duration_ms": "summary",
+        "athena_worker_crashes": "counter",
     }
     failed = families["athena_jobs_failed"]["samples"]
     # Every agent type seen gets every counter, so a first failure is an increase from 0.
@@ -219,3 +221,19 @@ def test_a_status_set_by_hand_counts_too(queue: JobQueue, event: str) -> None:
     queue.conn.execute("UPDATE jobs SET status = ? WHERE id = ?", (event, job_id))
     queue.conn.execute("UPDATE jobs SET status = ? WHERE id = ?", (event, job_id))
     assert counts(queue.conn)[("explore", event)] == 1
+
+
+def test_worker_crashes_are_the_supervisors_recorded_totals(home: Home, queue: JobQueue) -> None:
+    crashes = scrape(home)["athena_worker_crashes"]["samples"]
+    # Shown at 0 before any crash, so rate() sees the first one as an increase.
+    assert crashes == {
+        ("athena_worker_crashes_total", (("reason", "SIGKILL"),)): 0,
+        ("athena_worker_crashes_total", (("reason", "exit"),)): 0,
+    }
+    write_slots(home, SlotsRecord(pid=42, crashes_total={"SIGKILL": 7, "SIGSEGV": 1}))
+    crashes = scrape(home)["athena_worker_crashes"]["samples"]
+    assert crashes == {
+        ("athena_worker_crashes_total", (("reason", "SIGKILL"),)): 7,
+        ("athena_worker_crashes_total", (("reason", "SIGSEGV"),)): 1,
+        ("athena_worker_crashes_total", (("reason", "exit"),)): 0,
+    }
