@@ -33,7 +33,7 @@ from athenad.store.backend import open_postgres_queue
 from athenad.store.contract import JobStore
 from athenad.store.sqlite.queue import JobQueue
 from athenad.store.waiting import run_parallel_tasks, wait_for_jobs
-from athenad.util.timefmt import parse_since
+from athenad.util.timefmt import parse_duration, parse_since
 
 INTERVAL_KEY = "checkpoint_interval"
 
@@ -89,6 +89,54 @@ class TaskOrchestrator:
     def submit(self, task_type: str, payload: Any = None, **options: Any) -> str:
         """Submit one job; options are those of :meth:`JobQueue.submit`."""
         return self.queue.submit(task_type, payload, **options)
+
+    def submit_job(
+        self,
+        task_type: str,
+        payload: Any = None,
+        *,
+        queue: str = "default",
+        priority: int | None = None,
+        after: Sequence[str] = (),
+        delay: float | str | None = None,
+        run_at: str | None = None,
+        unique_key: str | None = None,
+        concurrency_key: str | None = None,
+        max_attempts: int = 1,
+        timeout: float | None = None,
+        session_id: str | None = None,
+    ) -> str:
+        """Submit one job and return its id (a live job's id when ``unique_key`` is held).
+
+        ``delay`` is seconds or text like ``"5m"``; ``run_at`` an ISO 8601 moment. A
+        job with either is ``scheduled`` until then.
+        """
+        delay_s = 0.0 if delay is None else parse_duration(delay, "delay")
+        (outcome,) = self.queue.enqueue(
+            [
+                {
+                    "type": task_type,
+                    "payload": payload,
+                    "queue": queue,
+                    "priority": priority,
+                    "after": list(after),
+                    "delay_s": delay_s,
+                    "run_at": run_at,
+                    "unique_key": unique_key,
+                    "concurrency_key": concurrency_key,
+                    "max_attempts": max_attempts,
+                    "timeout_s": timeout,
+                    "session_id": session_id,
+                }
+            ]
+        )
+        return outcome.id
+
+    def create_workflow(self, tasks: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Submit tasks in one transaction; a task's ``after`` may name earlier tasks by
+        index. Each task takes the keywords of :meth:`submit_job` (``type`` for the
+        task type, ``delay_s`` for a delay in seconds)."""
+        return self.queue.submit_many(tasks)
 
     async def run_parallel_tasks(
         self, tasks: Sequence[Mapping[str, Any]], then: Mapping[str, Any] | None = None

@@ -42,6 +42,25 @@ class JobFailed(AthenaError):
         self.job_ids = job_ids or []
 
 
+class RateLimited(AthenaError):
+    """The model provider refused for now; try again later.
+
+    Raised by an agent (or the model client it uses): the job goes back to pending
+    for ``retry_after`` seconds without spending an attempt, and its queue takes no
+    other job before then.
+    """
+
+    def __init__(self, retry_after: float = 60.0, message: str | None = None) -> None:
+        try:
+            seconds = float(retry_after)
+        except (TypeError, ValueError):
+            raise InvalidInput(f"retry_after {retry_after!r} is not a number of seconds.") from None
+        if not 0 <= seconds <= 86400:
+            raise InvalidInput(f"retry_after {retry_after!r} must be between 0 s and a day.")
+        super().__init__(message or f"rate limited by the provider; retry after {seconds:g} s")
+        self.retry_after = seconds
+
+
 class WaitTimeout(AthenaError, TimeoutError):
     """Timed out waiting for jobs to finish."""
 

@@ -25,7 +25,7 @@ import structlog
 from athenad.config import Config, apply_overrides, load_config
 from athenad.daemon.identity import make_worker_id
 from athenad.daemon.status import WorkerHeartbeat, child_groups_path, heartbeat_path
-from athenad.errors import AthenaError, DatabaseBusy, InvalidInput, StaleFence
+from athenad.errors import AthenaError, DatabaseBusy, InvalidInput, RateLimited, StaleFence
 from athenad.paths import Home
 from athenad.storage import open_stores
 from athenad.storage.contract import CheckpointStore, SessionStore
@@ -54,12 +54,19 @@ EXIT_OK = 0
 EXIT_BOOT_ERROR = 3
 EXIT_RECYCLE = 4  # done its share of jobs or memory: the supervisor starts a fresh one
 IDLE_WAIT_S = 1.0
+SCHEDULE_SLACK_S = 0.005  # wake just after a scheduled job's time, not just before
 CONTROL_TICK_S = 0.2
 ORPHAN_GRACE_S = 2.0
 RENEW_EVERY_S = 5.0
 CONTROL_BUSY_MS = 200
 
 log = structlog.get_logger()
+
+
+def _rate_limit_reason(exc: RateLimited) -> str:
+    """What ``show`` says of a job waiting out a provider's limit."""
+    until = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(time.time() + exc.retry_after))
+    return f"{exc.message} (until {until} UTC)"
 
 
 def renewal_interval(lease_s: float) -> float:
@@ -237,7 +244,10 @@ class Worker:
             if job is None:
                 try:
                     job = self.queue.claim(
-                        self.worker_id, self.pid, lease_s=self.config.daemon.lease
+                        self.worker_id,
+                        self.pid,
+                        lease_s=self.config.daemon.lease,
+                        key_limit=self.config.limits.key_concurrency,
                     )
                 except DatabaseBusy as exc:
                     log.warning("database_busy", error=exc.message)
@@ -282,9 +292,17 @@ class Worker:
         self.advertised = False
 
     def idle_wait(self) -> None:
-        """Sleep until a wake-up byte, a signal, or a second passes."""
+        """Sleep until a wake-up byte, a signal, the next scheduled job's time, or the
+        idle wait (a second; PostgreSQL's poll_interval) passes."""
+        wait = self.idle_wait_s
+        try:
+            start = self.queue.next_start()
+        except DatabaseBusy:
+            start = None
+        if start is not None:
+            wait = min(wait, max(0.0, start - time.time()) + SCHEDULE_SLACK_S)
         with contextlib.suppress(InterruptedError):
-            select.select([self.wake_socket.fileno(), self.signal_r], [], [], self.idle_wait_s)
+            select.select([self.wake_socket.fileno(), self.signal_r], [], [], wait)
         drain(self.wake_socket)
         with contextlib.suppress(BlockingIOError):
             os.read(self.signal_r, 512)
@@ -319,6 +337,8 @@ class Worker:
             return "ok", result
         except JobTimedOut as exc:
             return "timeout", exc.seconds
+        except RateLimited as exc:
+            return "rate_limited", (exc.retry_after, _rate_limit_reason(exc))
         except Cancelled:
             return "cancelled", None
         except ShuttingDown:
@@ -366,6 +386,7 @@ class Worker:
                             self.worker_id,
                             self.pid,
                             lease_s=self.config.daemon.lease,
+                            key_limit=self.config.limits.key_concurrency,
                         )
                     else:
                         queue.complete(job.id, job.fence, detail)
@@ -388,6 +409,12 @@ class Worker:
             elif kind == "timeout":
                 status = queue.fail(job.id, job.fence, timed_out_message(detail))
                 log.warning("job_timed_out", job_id=job.id, timeout_s=detail, new_status=status)
+            elif kind == "rate_limited":
+                seconds, message = detail
+                queue_name = queue.rate_limited(job.id, job.fence, seconds, message)
+                log.warning(
+                    "job_rate_limited", job_id=job.id, queue=queue_name, retry_after_s=seconds
+                )
             elif kind == "cancelled":
                 queue.finish_cancelled(job.id, job.fence)
                 log.info("job_cancelled", job_id=job.id)

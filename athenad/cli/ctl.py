@@ -36,6 +36,8 @@ from athenad.store.backend import (
     open_store,
 )
 from athenad.store.contract import STATUSES
+from athenad.store.jobspec import parse_moment
+from athenad.util.timefmt import parse_duration
 
 if TYPE_CHECKING:
     from athenad.store.contract import JobStore
@@ -45,6 +47,15 @@ SHOW_KEYS = (
     "type",
     "agent_type",
     "status",
+    "queue",
+    "run_after",
+    "wait_reason",
+    "progress",
+    "progress_message",
+    "approval_question",
+    "approval_decision",
+    "approval_note",
+    "approval_deadline",
     "priority",
     "attempts",
     "max_attempts",
@@ -63,7 +74,10 @@ SHOW_KEYS = (
     "resumed_from",
     "checkpoint_note",
     "session_id",
+    "unique_key",
+    "concurrency_key",
     "timeout_s",
+    "log_dropped",
     "traceback",
 )
 EXIT_WAIT_FAILED = 1
@@ -112,6 +126,10 @@ LAZY_COMMANDS = {
         "Jobs, outcomes and durations per agent type; the queue; throughput.",
     ),
     # `athenad status`, the very command.
+    "queue": (
+        "athenad.cli.queue_cmd:queue_group",
+        "Named queues: list them with their counts and limits, pause, resume, set limits.",
+    ),
     "status": (
         "athenad.cli.daemon:status",
         "Show the supervisor, its workers (memory, CPU, current job) and the queue.",
@@ -203,8 +221,17 @@ def _finite_float(text: str) -> float:
 @click.option(
     "--after", multiple=True, metavar="ID", help="Run after this job completes (repeatable)."
 )
-@click.option("--priority", type=int, default=0, show_default=True, help="Higher runs first.")
+@click.option(
+    "--priority", type=int, default=None, help="Higher runs first [default: the queue's, else 0]."
+)
 @click.option("--max-attempts", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--queue", "queue_name", default="default", show_default=True, help="Named queue.")
+@click.option("--delay", default=None, metavar="DURATION", help="Start after 90s, 5m, 2h ...")
+@click.option("--at", "run_at", default=None, metavar="TIME", help="Start at an ISO 8601 time.")
+@click.option("--unique-key", default=None, metavar="KEY", help="One live job per key.")
+@click.option(
+    "--concurrency-key", default=None, metavar="KEY", help="Limit running jobs sharing KEY."
+)
 @click.option(
     "--timeout",
     type=FiniteFloat(min=0, min_open=True, max=MAX_SECONDS),
@@ -221,8 +248,13 @@ def submit(
     payload: str | None,
     payload_file: str | None,
     after: tuple[str, ...],
-    priority: int,
+    priority: int | None,
     max_attempts: int,
+    queue_name: str,
+    delay: str | None,
+    run_at: str | None,
+    unique_key: str | None,
+    concurrency_key: str | None,
     timeout: float | None,
     session_id: str | None,
     wait_for: bool,
@@ -240,18 +272,31 @@ def submit(
         if job_type not in agents:
             fail(f"unknown job type {job_type!r}; known types: {', '.join(sorted(agents))}.")
     data = read_payload(payload, payload_file)
+    delay_s = parse_duration(delay, "--delay") if delay is not None else 0.0
+    if run_at is not None:
+        parse_moment(run_at, "--at")
+    task = {
+        "type": job_type,
+        "payload": data,
+        "after": list(after),
+        "priority": priority,
+        "max_attempts": max_attempts,
+        "timeout_s": timeout,
+        "session_id": session_id,
+        "queue": queue_name,
+        "delay_s": delay_s,
+        "run_at": run_at,
+        "unique_key": unique_key,
+        "concurrency_key": concurrency_key,
+    }
     with open_queue(home, create=True) as queue:
-        job_id = queue.submit(
-            job_type,
-            data,
-            after=list(after),
-            priority=priority,
-            max_attempts=max_attempts,
-            timeout_s=timeout,
-            session_id=session_id,
-        )
+        (outcome,) = queue.enqueue([task])
+        job_id = outcome.id
         if not wait_for:
-            print_json({"id": job_id}) if as_json else click.echo(job_id)
+            if as_json:
+                print_json({"id": job_id, "duplicate": outcome.duplicate})
+            else:
+                click.echo(job_id)
             return
         if not as_json:
             click.echo(job_id)
@@ -338,8 +383,15 @@ def show(job_id: str, as_json: bool, home: str | None) -> None:
     width = max(len(key) for key in SHOW_KEYS)
     for key in SHOW_KEYS:
         value = job[key]
-        if key == "traceback" or value is None or value == []:
+        if (
+            key == "traceback"
+            or value is None
+            or value == []
+            or (key == "log_dropped" and not value)
+        ):
             continue
+        if key == "run_after" and job["status"] != "scheduled" and not job["wait_reason"]:
+            continue  # only said of a job waiting for its time
         if key in ("payload", "result", "parents"):
             value = json.dumps(value, ensure_ascii=False)
         click.echo(f"{key:<{width}}  {value}")

@@ -43,6 +43,7 @@ from athenad.daemon.status import heartbeat_path, kill_child_groups
 from athenad.errors import AthenaError, DaemonError, DatabaseBusy
 from athenad.paths import Home
 from athenad.store.backend import POSTGRES, backend_of, open_store
+from athenad.store.queues import apply_queue_config
 from athenad.util.fsutil import atomic_write
 from athenad.util.timefmt import parse_ts
 from athenad.util.wake import idle_entry, wake_workers
@@ -125,6 +126,7 @@ class Supervisor:
         self.acquire_pid_file()
         try:
             self.queue = open_store(self.home, self.config.daemon)
+            apply_queue_config(self.queue, self.config.queues)
             self.start_job_listener()
             self.start_presence()
             write_start_settings(self.home, self.overrides)

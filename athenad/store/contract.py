@@ -28,9 +28,12 @@ job is taken back.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Protocol, Self
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
-from athenad.store.jobspec import ClaimedJob, JobSpec
+from athenad.store.jobspec import ClaimedJob, JobSpec, Submitted
+
+if TYPE_CHECKING:
+    from athenad.store.queues import QueueLimits
 
 STATUSES = (
     "scheduled",
@@ -70,12 +73,21 @@ class JobStore(Protocol):
         """Submit jobs in one transaction; ``after`` may name earlier ones by index."""
         ...
 
+    def enqueue(self, tasks: Iterable[JobSpec | Mapping[str, Any]]) -> list[Submitted]:
+        """Like submit_many; a job whose unique key a live job holds is that job."""
+        ...
+
     # ---- the worker's side ------------------------------------------------------------
 
     def claim(
-        self, worker_id: str, worker_pid: int | None = None, *, lease_s: float = ...
+        self,
+        worker_id: str,
+        worker_pid: int | None = None,
+        *,
+        lease_s: float = ...,
+        key_limit: int = ...,
     ) -> ClaimedJob | None:
-        """Take the next ready job (priority, then age), or None."""
+        """Take the next ready job (priority, then age) of an open queue, or None."""
         ...
 
     def complete(self, job_id: str, fence: int, result: Any = None) -> list[str]:
@@ -91,6 +103,7 @@ class JobStore(Protocol):
         worker_pid: int | None = None,
         *,
         lease_s: float = ...,
+        key_limit: int = ...,
     ) -> tuple[list[str], ClaimedJob | None]:
         """Complete a job and claim the next in one transaction."""
         ...
@@ -183,5 +196,23 @@ class JobStore(Protocol):
     ) -> list[dict[str, Any]]: ...
 
     def counts(self) -> dict[str, int]: ...
+
+    # ---- flow control -----------------------------------------------------------------
+
+    def rate_limited(self, job_id: str, fence: int, retry_after_s: float, reason: str) -> str:
+        """Requeue without spending the attempt and hold the job's queue; its name."""
+        ...
+
+    def next_start(self) -> float | None:
+        """Unix time of the earliest scheduled job, if any."""
+        ...
+
+    def pause_queue(self, queue: str, paused: bool = True) -> None: ...
+
+    def set_queue_limits(self, queue: str, limits: QueueLimits) -> None: ...
+
+    def queues(self) -> list[dict[str, Any]]:
+        """Each queue's state, limits and counts of unfinished jobs."""
+        ...
 
     def states(self, job_ids: Sequence[str]) -> States: ...

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import msgspec
 
-from athenad.config import parse_rate
+from athenad.config import QueueConfig, parse_rate
 from athenad.errors import InvalidInput
 from athenad.store.contract import UNFINISHED
 from athenad.util.timefmt import parse_ts
@@ -54,6 +54,19 @@ class QueueLimits(msgspec.Struct, kw_only=True):
             "set_rate": self.rate is not UNSET,
             "set_priority": self.priority is not UNSET,
         }
+
+
+def apply_queue_config(store: Any, queues: Mapping[str, QueueConfig]) -> None:
+    """Write athena.toml's ``[queues.NAME]`` limits into the database (at daemon start).
+
+    The file is the declared state: ``athenactl queue set`` changes last until the next
+    start. Pausing is never in the file, so it is left as it is.
+    """
+    for name, settings in queues.items():
+        limits = QueueLimits(
+            concurrency=settings.concurrency, rate=settings.rate, priority=settings.priority
+        )
+        store.set_queue_limits(name, limits)
 
 
 def rate_text(limit: int | None, period_s: float | None) -> str | None:

@@ -141,3 +141,18 @@ def test_a_completed_job_takes_no_more_checkpoints(orch):
     with pytest.raises(InvalidTransition, match="is completed"):
         orch.save_task_checkpoint(job_id, 7, MESSAGES)
     assert resume(orch, job_id)["iteration"] == 2
+
+
+def test_submit_job_and_create_workflow_take_the_flow_options(tmp_path):
+    from athenad import TaskOrchestrator
+
+    with TaskOrchestrator(tmp_path / "athena.db", tmp_path / ".athena") as athena:
+        first = athena.submit_job("echo", {"n": 1}, queue="models", unique_key="only-one")
+        assert athena.submit_job("echo", unique_key="only-one") == first
+        later = athena.submit_job("echo", delay="5m", concurrency_key="repo")
+        ids = athena.create_workflow(
+            [{"type": "echo"}, {"type": "echo", "after": [0], "queue": "models"}]
+        )
+        assert athena.get_job(first)["queue"] == "models"
+        assert athena.get_job(later)["status"] == "scheduled"
+        assert athena.get_job(ids[1])["status"] == "blocked"

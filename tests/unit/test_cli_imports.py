@@ -137,7 +137,13 @@ def test_ls_is_jobs_and_status_is_the_daemons(tmp_path):
     ctl_status = cli_json("athenactl", "status", "--home", home)
     daemon_status = cli_json("athenad", "status", "--home", home)
     assert ctl_status == daemon_status
-    assert ctl_status["queue"] == {"blocked": 0, "pending": 1, "running": 0}
+    assert ctl_status["queue"] == {
+        "scheduled": 0,
+        "blocked": 0,
+        "pending": 1,
+        "running": 0,
+        "awaiting_approval": 0,
+    }
     assert set(ctl_status) == {"running", "pid", "workers", "slots", "queue", "hosts"}
 
 

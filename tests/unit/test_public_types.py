@@ -81,7 +81,7 @@ from athenad import JobStatus, TaskOrchestrator
 
 orchestrator = TaskOrchestrator("athena.db")
 count: int = orchestrator.submit("echo")
-orchestrator.submit_job("echo")
+orchestrator.submit_jobs("echo")
 status = JobStatus.RUNING
 """
 

@@ -481,6 +481,8 @@ class JobQueue:
             self.conn.execute(
                 Q["pause_queue"], {"queue": queue, "paused": int(paused), "now": utc_now_text()}
             )
+        if not paused:
+            wake_idle(self.run_dir)
 
     def set_queue_limits(self, queue: str, limits: QueueLimits) -> None:
         """Change a queue's concurrency, rate or default priority (fields left UNSET stay)."""
