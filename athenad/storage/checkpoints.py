@@ -384,6 +384,25 @@ class FileCheckpointStore:
                 removed.append(iteration)
         return removed
 
+    def files_by_job(self) -> dict[str, builtins.list[Path]]:
+        """Every checkpoint file and leftover temp file, by job, from one listing.
+
+        For removing the checkpoints of many jobs at once (retention): ``remove_all``
+        lists the directory once per job.
+        """
+        try:
+            names = os.listdir(self.dir)
+        except FileNotFoundError:
+            return {}
+        found: dict[str, builtins.list[Path]] = {}
+        for name in names:
+            # A temp file is ".<final name>.<random>.tmp".
+            final = name[1:].rsplit(".", 2)[0] if name.endswith(".tmp") else name
+            match = _FILE_NAME.fullmatch(final)
+            if match:
+                found.setdefault(match["job"], []).append(self.dir / name)
+        return found
+
     def remove_all(self, job_id: str) -> int:
         """Remove every checkpoint of a job and its leftover temp files; returns how many."""
         count = 0
