@@ -78,12 +78,13 @@ def prune_command(
     as_json: bool,
     home: str | None,
 ) -> None:
-    """Delete finished jobs older than an age, with their checkpoints, and idle sessions.
+    """Delete old finished jobs and checkpoints, and idle sessions.
 
-    Only completed, failed and cancelled jobs go, by when they ended, and only once no
-    job that stays depends on them. Sessions go by [retention] sessions (not with
-    --status), unless an unfinished job names them. Totals in `athenactl metrics`
-    keep counting pruned jobs.
+    Only completed, failed and cancelled jobs go, by when they ended, each status after
+    its age in [retention] of athena.toml (or --older-than), and only once no job that
+    stays depends on them. Sessions go after [retention] sessions (not with --status)
+    unless an unfinished job names them. The totals of `athenactl metrics` still count
+    pruned jobs.
     """
     where = resolve_home(home)
     config = load_config(where)
