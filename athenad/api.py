@@ -102,6 +102,7 @@ class TaskOrchestrator:
         run_at: str | None = None,
         unique_key: str | None = None,
         concurrency_key: str | None = None,
+        approval_timeout: float | str | None = None,
         max_attempts: int = 1,
         timeout: float | None = None,
         session_id: str | None = None,
@@ -124,6 +125,9 @@ class TaskOrchestrator:
                     "run_at": run_at,
                     "unique_key": unique_key,
                     "concurrency_key": concurrency_key,
+                    "approval_timeout_s": None
+                    if approval_timeout is None
+                    else parse_duration(approval_timeout, "approval_timeout"),
                     "max_attempts": max_attempts,
                     "timeout_s": timeout,
                     "session_id": session_id,
@@ -131,6 +135,14 @@ class TaskOrchestrator:
             ]
         )
         return outcome.id
+
+    def approve_job(self, job_id: str, note: str | None = None) -> str:
+        """Approve a job awaiting approval; it resumes with ``ctx.approval`` set."""
+        return self.queue.decide_approval(job_id, True, note)
+
+    def reject_job(self, job_id: str, note: str | None = None) -> str:
+        """Reject a job awaiting approval; its agent decides (by default it fails)."""
+        return self.queue.decide_approval(job_id, False, note)
 
     def create_workflow(self, tasks: Sequence[Mapping[str, Any]]) -> list[str]:
         """Submit tasks in one transaction; a task's ``after`` may name earlier tasks by

@@ -233,6 +233,12 @@ def _finite_float(text: str) -> float:
     "--concurrency-key", default=None, metavar="KEY", help="Limit running jobs sharing KEY."
 )
 @click.option(
+    "--approval-timeout",
+    default=None,
+    metavar="DURATION",
+    help="A request for approval not decided in time comes back rejected.",
+)
+@click.option(
     "--timeout",
     type=FiniteFloat(min=0, min_open=True, max=MAX_SECONDS),
     default=None,
@@ -255,6 +261,7 @@ def submit(
     run_at: str | None,
     unique_key: str | None,
     concurrency_key: str | None,
+    approval_timeout: str | None,
     timeout: float | None,
     session_id: str | None,
     wait_for: bool,
@@ -288,6 +295,9 @@ def submit(
         "run_at": run_at,
         "unique_key": unique_key,
         "concurrency_key": concurrency_key,
+        "approval_timeout_s": (
+            parse_duration(approval_timeout, "--approval-timeout") if approval_timeout else None
+        ),
     }
     with open_queue(home, create=True) as queue:
         (outcome,) = queue.enqueue([task])
@@ -450,6 +460,37 @@ def print_jobs_table(rows: list[dict[str, Any]]) -> None:
         )
     colours = [STATUS_COLOURS.get(row["status"]) for row in rows]
     echo_table(headers, cells, colours=colours, colour_column=2)
+
+
+def _decide(job_id: str, approved: bool, note: str | None, as_json: bool, home: str | None) -> None:
+    with open_queue(home) as queue:
+        decision = queue.decide_approval(job_id, approved, note)
+    if as_json:
+        print_json({"id": job_id, "decision": decision, "status": "pending"})
+    else:
+        click.echo(f"{job_id} {decision}")
+
+
+@main.command()
+@click.argument("job_id", metavar="ID")
+@click.option("--note", default=None, help="Said to the agent with the decision.")
+@json_option
+@home_option
+@handle_errors
+def approve(job_id: str, note: str | None, as_json: bool, home: str | None) -> None:
+    """Approve a job awaiting approval; it resumes on a worker with the decision."""
+    _decide(job_id, True, note, as_json, home)
+
+
+@main.command()
+@click.argument("job_id", metavar="ID")
+@click.option("--note", default=None, help="Said to the agent with the decision.")
+@json_option
+@home_option
+@handle_errors
+def reject(job_id: str, note: str | None, as_json: bool, home: str | None) -> None:
+    """Reject a job awaiting approval; its agent decides (by default it fails with the note)."""
+    _decide(job_id, False, note, as_json, home)
 
 
 @main.command()

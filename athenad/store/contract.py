@@ -207,6 +207,21 @@ class JobStore(Protocol):
         """Unix time of the earliest scheduled job, if any."""
         ...
 
+    def park_for_approval(
+        self,
+        job_id: str,
+        fence: int,
+        question: str,
+        data: Any = None,
+        timeout_s: float | None = None,
+    ) -> None:
+        """Wait for a person as 'awaiting_approval', holding no worker and no attempt."""
+        ...
+
+    def decide_approval(self, job_id: str, approved: bool, note: str | None = None) -> str:
+        """Send a job awaiting approval back to a worker with the decision."""
+        ...
+
     def pause_queue(self, queue: str, paused: bool = True) -> None: ...
 
     def set_queue_limits(self, queue: str, limits: QueueLimits) -> None: ...

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from athenad.errors import InvalidInput, StaleFence
+from athenad.errors import InvalidInput, InvalidTransition, JobNotFound, StaleFence
 from athenad.store.queues import QueueLimits
 
 
@@ -201,3 +201,48 @@ def test_rate_limited_job_waits_without_spending_an_attempt_and_holds_its_queue(
     assert resumed.attempt == 1 and store.get(limited)["wait_reason"] is None
     with pytest.raises(StaleFence):
         store.rate_limited(limited, job.fence, 1, "late")
+
+
+def test_a_job_parks_for_approval_and_resumes_with_the_decision(store):
+    job_id = store.submit("echo", max_attempts=1)
+    job = store.claim("w")
+    store.park_for_approval(job.id, job.fence, "ship it?", {"diff": "+1 line"})
+    row = store.get(job_id)
+    assert (row["status"], row["attempts"], row["approval_question"]) == (
+        "awaiting_approval",
+        0,
+        "ship it?",
+    )
+    assert store.counts()["awaiting_approval"] == 1
+    assert store.claim("w") is None  # holds no worker, and none takes it
+    assert store.decide_approval(job_id, approved=True, note="looks good") == "approved"
+    again = store.claim("w")
+    assert again.id == job_id and again.attempt == 1
+    assert (again.approval_decision, again.approval_note) == ("approved", "looks good")
+    with pytest.raises(InvalidTransition, match="only a job awaiting approval"):
+        store.decide_approval(job_id, approved=False)
+    with pytest.raises(JobNotFound):
+        store.decide_approval("nope", approved=True)
+    with pytest.raises(StaleFence):
+        store.park_for_approval(job_id, job.fence, "late?")
+
+
+def test_an_approval_without_a_decision_in_time_comes_back_rejected(store):
+    job_id = store.submit("echo", approval_timeout_s=0.3)
+    job = store.claim("w")
+    store.park_for_approval(job.id, job.fence, "ok?")
+    deadline = store.next_start()
+    assert deadline is not None and 0 < deadline - time.time() <= 0.3
+    time.sleep(0.35)
+    again = store.claim("w")
+    assert again is not None and again.id == job_id
+    assert again.approval_decision == "rejected"
+    assert "no decision" in again.approval_note
+
+
+def test_cancelling_a_job_awaiting_approval(store):
+    job_id = store.submit("echo")
+    job = store.claim("w")
+    store.park_for_approval(job.id, job.fence, "ok?", timeout_s=60)
+    assert store.cancel(job_id) == "cancelled"
+    assert store.get(job_id)["status"] == "cancelled"

@@ -35,6 +35,7 @@ from athenad.store.jobspec import (
     Submitted,
     backoff_delay,
     check_int,
+    check_seconds,
     checked_fields,
     claimed_job,
     decode_json,
@@ -241,6 +242,7 @@ class PostgresJobQueue:
             lease_started = time.monotonic()
             params = self._claim_params(worker_id, worker_pid, lease_s, key_limit)
             conn.execute(Q["promote_scheduled"])
+            conn.execute(Q["expire_approvals"])
             row = conn.execute(Q["claim_job"], params).fetchone()
             return self._confirmed(conn, row, lease_started, key_limit)
 
@@ -320,6 +322,7 @@ class PostgresJobQueue:
                 )
                 releasing = conn.execute(Q["release_dependents"], {"id": job_id})
                 conn.execute(Q["promote_scheduled"])
+                conn.execute(Q["expire_approvals"])
                 claiming = conn.execute(
                     Q["claim_job"], self._claim_params(worker_id, worker_pid, lease_s, key_limit)
                 )
@@ -492,10 +495,51 @@ class PostgresJobQueue:
         return str(queue)
 
     def next_start(self) -> float | None:
-        """Unix time of the earliest scheduled job, if any (idle workers wake for it)."""
+        """Unix time of the earliest scheduled start or approval deadline, if any (idle
+        workers wake for it)."""
         with self._tx() as conn:
-            row = conn.execute(Q["next_scheduled"]).fetchone()
-        return None if row is None or row[0] is None else row[0].timestamp()
+            rows = [
+                conn.execute(Q[name]).fetchone()
+                for name in ("next_scheduled", "next_approval_deadline")
+            ]
+        return min((row[0].timestamp() for row in rows if row and row[0]), default=None)
+
+    def park_for_approval(
+        self,
+        job_id: str,
+        fence: int,
+        question: str,
+        data: Any = None,
+        timeout_s: float | None = None,
+    ) -> None:
+        """The job waits as 'awaiting_approval' for a person, holding no worker and
+        spending no attempt; ``timeout_s`` (else the job's approval timeout) bounds it."""
+        params = {
+            "id": job_id,
+            "fence": fence,
+            "question": question,
+            "data": encode_json(data, f"the approval data of job {job_id}"),
+            "timeout_s": check_seconds("approval timeout", timeout_s, allow_none=True),
+        }
+        with self._tx() as conn:
+            if conn.execute(Q["park_for_approval"], params).rowcount != 1:
+                self._refuse_stale(conn, job_id, fence)
+
+    def decide_approval(self, job_id: str, approved: bool, note: str | None = None) -> str:
+        """A person's answer: the job goes back to a worker, where its agent gets it.
+        Returns the decision ('approved' or 'rejected')."""
+        decision = "approved" if approved else "rejected"
+        with self._tx() as conn:
+            params = {"id": job_id, "decision": decision, "note": note}
+            if conn.execute(Q["decide_approval"], params).rowcount != 1:
+                row = self._one(conn, "job_status", {"id": job_id})
+                if row is None:
+                    raise JobNotFound(f"job {job_id!r} does not exist.")
+                raise InvalidTransition(
+                    f"job {job_id} is {row[0]}; only a job awaiting approval can be {decision}."
+                )
+            self._notify(conn)
+        return decision
 
     def pause_queue(self, queue: str, paused: bool = True) -> None:
         """Stop (or restart) claims from ``queue``; running jobs finish. Survives restarts."""

@@ -31,6 +31,7 @@ from athenad.store.jobspec import (
     Submitted,
     backoff_delay,
     check_int,
+    check_seconds,
     checked_fields,
     claimed_job,
     decode_json,
@@ -258,6 +259,7 @@ class JobQueue:
             "key_limit": key_limit,
         }
         self.conn.execute(Q["promote_scheduled"], params)
+        self.conn.execute(Q["expire_approvals"], params)
         row = self._one("claim_job", params)
         return None if row is None else claimed_job(row, lease_started)
 
@@ -468,11 +470,54 @@ class JobQueue:
         return queue
 
     def next_start(self) -> float | None:
-        """Unix time of the earliest scheduled job, if any (idle workers wake for it)."""
-        row = self._one("next_scheduled")
-        if row is None or row[0] is None:
-            return None
-        return parse_ts(row[0]).timestamp()
+        """Unix time of the earliest scheduled start or approval deadline, if any (idle
+        workers wake for it)."""
+        times = [
+            parse_ts(row[0]).timestamp()
+            for name in ("next_scheduled", "next_approval_deadline")
+            if (row := self._one(name)) is not None and row[0] is not None
+        ]
+        return min(times, default=None)
+
+    def park_for_approval(
+        self,
+        job_id: str,
+        fence: int,
+        question: str,
+        data: Any = None,
+        timeout_s: float | None = None,
+    ) -> None:
+        """The job waits as 'awaiting_approval' for a person, holding no worker and
+        spending no attempt; ``timeout_s`` (else the job's approval timeout) bounds it."""
+        params = {
+            "id": job_id,
+            "fence": fence,
+            "question": question,
+            "data": encode_json(data, f"the approval data of job {job_id}"),
+            "timeout_s": check_seconds("approval timeout", timeout_s, allow_none=True),
+            "now": utc_now_text(),
+        }
+        with self._tx():
+            self.conn.execute(Q["park_for_approval"], params)
+            if self.conn.changes() != 1:
+                self._refuse_stale(job_id, fence)
+
+    def decide_approval(self, job_id: str, approved: bool, note: str | None = None) -> str:
+        """A person's answer: the job goes back to a worker, where its agent gets it.
+        Returns the decision ('approved' or 'rejected')."""
+        decision = "approved" if approved else "rejected"
+        with self._tx():
+            params = {"id": job_id, "decision": decision, "note": note, "now": utc_now_text()}
+            self.conn.execute(Q["decide_approval"], params)
+            if self.conn.changes() != 1:
+                row = self._one("job_status", {"id": job_id})
+                if row is None:
+                    raise JobNotFound(f"job {job_id!r} does not exist.")
+                raise InvalidTransition(
+                    f"job {job_id} is {row[0]}; only a job awaiting approval can be {decision}."
+                )
+        wake_idle(self.run_dir)
+        return decision
 
     def pause_queue(self, queue: str, paused: bool = True) -> None:
         """Stop (or restart) claims from ``queue``; running jobs finish. Survives restarts."""

@@ -166,6 +166,50 @@ SET status = 'pending', attempts = attempts - 1, worker_id = NULL, worker_pid = 
     lease_expires_at = NULL
 WHERE id = %(id)s AND fence = %(fence)s;
 
+-- name: park_for_approval
+-- The agent asked a person: the job waits without a worker and without spending the
+-- attempt, until approve/reject (or its deadline) sends it back to a worker.
+UPDATE jobs
+SET status = 'awaiting_approval',
+    attempts = attempts - 1,
+    prior_run_ms = prior_run_ms + round(extract(epoch FROM now() - run_started_at) * 1000)::bigint,
+    approval_question = %(question)s,
+    approval_data = %(data)s,
+    approval_decision = NULL,
+    approval_note = NULL,
+    approval_deadline = now() + make_interval(
+        secs => coalesce(%(timeout_s)s::double precision, approval_timeout_s)),
+    worker_id = NULL,
+    worker_pid = NULL,
+    lease_expires_at = NULL
+WHERE id = %(id)s AND fence = %(fence)s AND status = 'running';
+
+-- name: decide_approval
+UPDATE jobs
+SET status = 'pending',
+    approval_decision = %(decision)s,
+    approval_note = %(note)s,
+    approval_deadline = NULL,
+    run_after = now()
+WHERE id = %(id)s AND status = 'awaiting_approval';
+
+-- name: expire_approvals
+-- No decision in time: the job goes back to its agent as rejected.
+UPDATE jobs
+SET status = 'pending',
+    approval_decision = 'rejected',
+    approval_note = 'no decision within the approval timeout',
+    approval_deadline = NULL,
+    run_after = now()
+WHERE id IN (
+    SELECT id FROM jobs
+    WHERE status = 'awaiting_approval' AND approval_deadline <= now()
+    FOR UPDATE SKIP LOCKED
+);
+
+-- name: next_approval_deadline
+SELECT min(approval_deadline) FROM jobs WHERE status = 'awaiting_approval';
+
 -- name: rate_limited
 -- The provider said "not now": back to pending until the retry time without spending
 -- the attempt, saying why.

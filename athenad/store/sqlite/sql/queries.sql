@@ -89,6 +89,48 @@ RETURNING id, type, agent_type, payload, attempts, max_attempts, fence, timeout_
           checkpoint_iteration, session_id, priority, interruptions, queue,
           concurrency_key, approval_decision, approval_note;
 
+-- name: park_for_approval
+-- The agent asked a person: the job waits without a worker and without spending the
+-- attempt, until approve/reject (or its deadline) sends it back to a worker.
+UPDATE jobs
+SET status = 'awaiting_approval',
+    attempts = attempts - 1,
+    prior_run_ms = prior_run_ms + CAST(round((julianday(:now) - julianday(run_started_at)) * 86400000) AS INTEGER),
+    approval_question = :question,
+    approval_data = :data,
+    approval_decision = NULL,
+    approval_note = NULL,
+    approval_deadline = CASE WHEN :timeout_s IS NOT NULL
+        THEN strftime('%Y-%m-%d %H:%M:%f', :now, '+' || :timeout_s || ' seconds')
+        WHEN approval_timeout_s IS NOT NULL
+        THEN strftime('%Y-%m-%d %H:%M:%f', :now, '+' || approval_timeout_s || ' seconds') END,
+    worker_id = NULL,
+    worker_pid = NULL,
+    lease_expires_at = NULL
+WHERE id = :id AND fence = :fence AND status = 'running';
+
+-- name: decide_approval
+UPDATE jobs
+SET status = 'pending',
+    approval_decision = :decision,
+    approval_note = :note,
+    approval_deadline = NULL,
+    run_after = :now
+WHERE id = :id AND status = 'awaiting_approval';
+
+-- name: expire_approvals
+-- No decision in time: the job goes back to its agent as rejected.
+UPDATE jobs
+SET status = 'pending',
+    approval_decision = 'rejected',
+    approval_note = 'no decision within the approval timeout',
+    approval_deadline = NULL,
+    run_after = :now
+WHERE status = 'awaiting_approval' AND approval_deadline <= :now;
+
+-- name: next_approval_deadline
+SELECT min(approval_deadline) FROM jobs WHERE status = 'awaiting_approval';
+
 -- name: rate_limited
 -- The provider said "not now": back to pending until :run_after without spending the
 -- attempt, saying why.
