@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from athenad.api import TaskOrchestrator
     from athenad.errors import (
+        ApprovalRejected,
         AthenaError,
         ConfigError,
         DaemonError,
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from workers.context import JobContext
 
 _EXPORTS = {
+    "ApprovalRejected": "athenad.errors",
     "AthenaError": "athenad.errors",
     "ConfigError": "athenad.errors",
     "DaemonError": "athenad.errors",
@@ -66,6 +68,7 @@ _EXPORTS = {
 
 # A literal list, as type checkers need it to know what `from athenad import *` gives.
 __all__ = [
+    "ApprovalRejected",
     "AthenaError",
     "BaseAgent",
     "CheckpointStore",

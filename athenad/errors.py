@@ -61,6 +61,18 @@ class RateLimited(AthenaError):
         self.retry_after = seconds
 
 
+class ApprovalRejected(AthenaError):
+    """A person rejected what the agent asked to do.
+
+    ``ctx.request_approval`` raises it on a rejection; an agent may catch it and decide
+    what to do instead. Uncaught, the job fails with the note (no retry).
+    """
+
+    def __init__(self, note: str | None = None) -> None:
+        super().__init__(f"rejected: {note}" if note else "rejected")
+        self.note = note
+
+
 class WaitTimeout(AthenaError, TimeoutError):
     """Timed out waiting for jobs to finish."""
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import structlog
 
 from athenad.errors import StaleFence
+from workers.approval import Approval, answer_or_park, given_answer
 from workers.interrupts import Cancelled, JobLost, ShuttingDown
 
 if TYPE_CHECKING:
@@ -84,6 +85,37 @@ class JobContext:
     def stopping(self) -> bool:
         """True when the worker is shutting down; a checkpointing agent should save and stop."""
         return self._worker.stopping
+
+    @property
+    def approval(self) -> Approval | None:
+        """The answer a person gave to this job's last request for approval, if any:
+        ``.decision`` ('approved' or 'rejected'), ``.note``, ``.question``."""
+        job = self._job
+        return given_answer(job.approval_decision, job.approval_note, job.approval_question)
+
+    def request_approval(
+        self,
+        question: str,
+        data: Any = None,
+        *,
+        state: Any = None,
+        timeout: float | None = None,
+    ) -> Approval:
+        """Ask a person before going on; returns their approval.
+
+        The first time, the job checkpoints ``state`` (when given) and parks as
+        ``awaiting_approval``: the agent stops here and its worker is freed. After
+        ``athenactl approve``, the agent runs again from its start with its latest
+        checkpoint, and the same call returns the approval at once. After ``reject``
+        it raises :class:`~athenad.ApprovalRejected` (uncaught: the job fails with the
+        note). ``timeout`` seconds (else the job's ``--approval-timeout``) without a
+        decision count as a rejection.
+        """
+        answer = self.approval
+        if (answer is None or answer.question != question) and state is not None:
+            latest = self.checkpoint.iteration if self.checkpoint is not None else 0
+            self.save_checkpoint(latest + 1, state)
+        return answer_or_park(answer, question, data, timeout)
 
     def raise_if_cancelled(self) -> None:
         """Raise the matching interrupt when cancellation or shutdown was asked for."""

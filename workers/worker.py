@@ -25,7 +25,14 @@ import structlog
 from athenad.config import Config, apply_overrides, load_config
 from athenad.daemon.identity import make_worker_id
 from athenad.daemon.status import WorkerHeartbeat, child_groups_path, heartbeat_path
-from athenad.errors import AthenaError, DatabaseBusy, InvalidInput, RateLimited, StaleFence
+from athenad.errors import (
+    ApprovalRejected,
+    AthenaError,
+    DatabaseBusy,
+    InvalidInput,
+    RateLimited,
+    StaleFence,
+)
 from athenad.paths import Home
 from athenad.storage import open_stores
 from athenad.storage.contract import CheckpointStore, SessionStore
@@ -40,6 +47,7 @@ from athenad.util.wake import (
     idle_entry,
     withdraw_idle,
 )
+from workers.approval import AwaitingApproval
 from workers.context import JobContext
 from workers.interrupts import (
     Cancelled,
@@ -339,6 +347,10 @@ class Worker:
             return "timeout", exc.seconds
         except RateLimited as exc:
             return "rate_limited", (exc.retry_after, _rate_limit_reason(exc))
+        except AwaitingApproval as exc:
+            return "awaiting_approval", exc
+        except ApprovalRejected as exc:
+            return "rejected", exc.message
         except Cancelled:
             return "cancelled", None
         except ShuttingDown:
@@ -409,6 +421,14 @@ class Worker:
             elif kind == "timeout":
                 status = queue.fail(job.id, job.fence, timed_out_message(detail))
                 log.warning("job_timed_out", job_id=job.id, timeout_s=detail, new_status=status)
+            elif kind == "awaiting_approval":
+                queue.park_for_approval(
+                    job.id, job.fence, detail.question, detail.data, detail.timeout_s
+                )
+                log.info("job_awaiting_approval", job_id=job.id, question=detail.question)
+            elif kind == "rejected":
+                queue.fail(job.id, job.fence, detail, retryable=False)
+                log.warning("job_failed", job_id=job.id, error=detail)
             elif kind == "rate_limited":
                 seconds, message = detail
                 queue_name = queue.rate_limited(job.id, job.fence, seconds, message)

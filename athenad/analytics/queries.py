@@ -21,7 +21,7 @@ from typing import Any
 import apsw
 
 from athenad.analytics.readers import Reader, SqliteReader, open_for_reading
-from athenad.store.contract import STATUSES
+from athenad.store.contract import STATUSES, UNFINISHED
 from athenad.store.sqlite.queue import JobQueue
 from athenad.util.timefmt import format_ts, parse_ts, utc_now_text
 
@@ -81,7 +81,7 @@ def queue_summary(source: Source, now: str | None = None) -> dict[str, Any]:
     """The queue as it stands (not windowed), with the age of the oldest pending job."""
     now = now or utc_now_text()
     reader = as_reader(source)
-    queue: dict[str, Any] = {"blocked": 0, "pending": 0, "running": 0}
+    queue: dict[str, Any] = dict.fromkeys(UNFINISHED, 0)
     for row in reader.rows("queue_counts"):
         status, count = row.values()
         queue[str(status)] = int(count)

@@ -71,6 +71,7 @@ class ClaimedJob(msgspec.Struct, kw_only=True):
     # A person's answer to the job's request for approval, once given.
     approval_decision: str | None = None
     approval_note: str | None = None
+    approval_question: str | None = None
 
 
 def encode_json(value: Any, what: str) -> str:
@@ -237,4 +238,5 @@ def claimed_job(row: tuple[Any, ...], lease_started: float) -> ClaimedJob:
         concurrency_key=row[13],
         approval_decision=row[14],
         approval_note=row[15],
+        approval_question=row[16],
     )

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from athenad.analytics import queries as analytics
 from athenad.store.sqlite.queue import STATUSES, JobQueue
 from athenad.util.timefmt import format_ts, parse_since
+from tests.conftest import NOTHING_WAITING
 
 
 def ago(**delta: float) -> str:
@@ -151,12 +152,7 @@ def test_empty_database(queue: JobQueue) -> None:
         figures = analytics.stats(queue, since=since)
         assert figures["by_agent_type"] == []
         assert figures["by_status"] == dict.fromkeys(STATUSES, 0)
-        assert figures["queue"] == {
-            "blocked": 0,
-            "pending": 0,
-            "running": 0,
-            "oldest_pending_age_s": None,
-        }
+        assert figures["queue"] == {**NOTHING_WAITING, "oldest_pending_age_s": None}
         assert figures["throughput"]["completed"] == 0
         assert figures["throughput"]["per_minute"] == 0
     assert analytics.trends(queue, parse_since("7d"), "day") == []

@@ -18,6 +18,7 @@ from athenad.cli.analytics_cmd import (
 )
 from athenad.paths import Home
 from athenad.store.sqlite.queue import STATUSES, JobQueue
+from tests.conftest import NOTHING_WAITING
 
 # A sample line: a metric name, optional {label="value",...}, then a number.
 SAMPLE = re.compile(
@@ -52,7 +53,7 @@ def test_stats_json_shape(busy: Home) -> None:
     assert set(figures) == {"by_agent_type", "by_status", "queue", "throughput", "since"}
     assert set(figures["by_status"]) == set(STATUSES)
     assert figures["by_status"]["completed"] == 2
-    assert set(figures["queue"]) == {"blocked", "pending", "running", "oldest_pending_age_s"}
+    assert set(figures["queue"]) == {*NOTHING_WAITING, "oldest_pending_age_s"}
     assert set(figures["throughput"]) == {"completed", "window_s", "per_minute"}
     keys = {
         "agent_type",

@@ -258,7 +258,7 @@ class PostgresJobQueue:
         if row is None:
             return None
         job = claimed_job(row, lease_started)
-        limited = bool(row[16])
+        limited = bool(row[17])
         if limited:
             conn.execute(Q["lock_limit"], {"name": f"athena:queue:{job.queue}"})
             found = conn.execute(Q["confirm_queue_claim"], {"queue": job.queue}).fetchone()

@@ -36,12 +36,12 @@ SELECT statuses.status,
         WHERE jobs.status = statuses.status
           AND created_at > coalesce(nullif(%(since)s, '')::timestamp AT TIME ZONE 'UTC',
                                     '-infinity')) AS jobs
-FROM (VALUES ('blocked'), ('pending'), ('running'), ('completed'), ('failed'),
-             ('cancelled')) AS statuses (status);
+FROM (VALUES ('scheduled'), ('blocked'), ('pending'), ('running'), ('awaiting_approval'),
+             ('completed'), ('failed'), ('cancelled')) AS statuses (status);
 
 -- name: queue_counts
 SELECT status, count(*) AS jobs FROM jobs
-WHERE status IN ('blocked', 'pending', 'running')
+WHERE status IN ('scheduled', 'blocked', 'pending', 'running', 'awaiting_approval')
 GROUP BY status;
 
 -- name: oldest_pending

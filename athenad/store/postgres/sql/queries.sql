@@ -129,7 +129,7 @@ FROM next
 WHERE jobs.id = next.id
 RETURNING jobs.id, type, agent_type, payload, attempts, max_attempts, fence, timeout_s,
           checkpoint_iteration, session_id, jobs.priority, interruptions, queue,
-          concurrency_key, approval_decision, approval_note,
+          concurrency_key, approval_decision, approval_note, approval_question,
           EXISTS (SELECT 1 FROM queues AS q WHERE q.name = jobs.queue
                   AND (q.concurrency IS NOT NULL OR q.rate_limit IS NOT NULL)) AS limited;
 

@@ -87,7 +87,7 @@ WHERE id = (
 )
 RETURNING id, type, agent_type, payload, attempts, max_attempts, fence, timeout_s,
           checkpoint_iteration, session_id, priority, interruptions, queue,
-          concurrency_key, approval_decision, approval_note;
+          concurrency_key, approval_decision, approval_note, approval_question;
 
 -- name: park_for_approval
 -- The agent asked a person: the job waits without a worker and without spending the
@@ -476,7 +476,8 @@ ORDER BY avg_ms IS NULL, avg_ms DESC, agent_type;
 -- Jobs created in the window, for every status (0 when none); each count is a range
 -- of the covering index jobs_status_created.
 WITH statuses (status) AS (
-    VALUES ('blocked'), ('pending'), ('running'), ('completed'), ('failed'), ('cancelled')
+    VALUES ('scheduled'), ('blocked'), ('pending'), ('running'), ('awaiting_approval'),
+           ('completed'), ('failed'), ('cancelled')
 )
 SELECT status,
        (SELECT count(*) FROM jobs
