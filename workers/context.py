@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from athenad.paths import Home
     from athenad.storage.contract import CheckpointStore, SessionStore
     from athenad.store.jobspec import ClaimedJob
+    from workers.job_log import JobLogger, JobLogWriter
 
 
 class JobHost(Protocol):
@@ -36,6 +37,9 @@ class JobHost(Protocol):
     @property
     def sessions(self) -> SessionStore: ...
 
+    @property
+    def job_log(self) -> JobLogWriter: ...
+
     def track_process_group(self, pgid: int) -> None: ...
 
     def untrack_process_group(self, pgid: int) -> None: ...
@@ -46,8 +50,10 @@ class JobContext:
 
     ``job_id``, ``payload``, ``attempt``, ``checkpoint`` (the latest valid one or
     None, with ``.iteration``, ``.state`` and ``.messages``), ``save_checkpoint``,
-    ``log`` (a structlog logger bound to the job), ``cancelled`` (cancellation was
-    asked for) and ``stopping`` (the worker is shutting down: save and return soon).
+    ``log`` (``ctx.log(message, level="info", **fields)`` adds a line to the job's log;
+    it is also a structlog logger bound to the job), ``progress(fraction, message)``,
+    ``cancelled`` (cancellation was asked for) and ``stopping`` (the worker is shutting
+    down: save and return soon).
     """
 
     def __init__(self, job: ClaimedJob, worker: JobHost, checkpoint: Any = None) -> None:
@@ -59,22 +65,32 @@ class JobContext:
         self.session_id = job.session_id
         self.home = worker.home
         self.checkpoint = checkpoint
-        self._log = None
+        self._log: JobLogger | None = None
         self._job = job
         self._worker = worker
 
     @property
-    def log(self):
-        """A structlog logger bound to this job (made on first use: most agents never log)."""
+    def log(self) -> JobLogger:
+        """The job's logger (made on first use: most agents never log). Its lines are
+        stored with the job (``athenactl logs``) and go to the daemon's log too."""
         if self._log is None:
+            from workers.job_log import JobLogger
+
             job = self._job
-            self._log = structlog.get_logger().bind(
+            bound = structlog.get_logger().bind(
                 job_id=job.id,
                 agent=job.agent_type,
                 attempt=job.attempt,
                 worker_pid=self._worker.pid,
             )
+            self._log = JobLogger(self._worker.job_log, job, bound, {})
         return self._log
+
+    def progress(self, fraction: float | None = None, message: str | None = None) -> None:
+        """Report progress: ``fraction`` from 0 to 1 and/or a short message (a part left
+        out keeps its last value). ``athenactl show`` and ``top`` display the latest.
+        Each call is one short write: report a few times a second at most."""
+        self._worker.job_log.progress(self._job, fraction, message)
 
     @property
     def cancelled(self) -> bool:

@@ -56,6 +56,7 @@ from workers.interrupts import (
     ShuttingDown,
     WorkerInterrupt,
 )
+from workers.job_log import JobLogWriter
 from workers.registry import AgentLoadError, AgentRegistry, run_agent
 
 EXIT_OK = 0
@@ -136,6 +137,7 @@ class Worker:
         self.pending_interrupt: tuple[ClaimedJob, WorkerInterrupt] | None = None
         self._checkpoints: CheckpointStore | None = None
         self._sessions: SessionStore | None = None
+        self._job_log: JobLogWriter | None = None
         self._heartbeat_written: tuple | None = None
         self.child_groups: set[int] = set()
         self._main_thread = threading.get_ident()  # made in the main thread
@@ -193,6 +195,14 @@ class Worker:
             self._open_stores()
         assert self._sessions is not None
         return self._sessions
+
+    @property
+    def job_log(self) -> JobLogWriter:
+        """Each job's log lines and progress, on the worker's own connections."""
+        if self._job_log is None:
+            control = getattr(self, "control_queue", None)
+            self._job_log = JobLogWriter.open(self.queue, control, self.config.daemon, self.pid)
+        return self._job_log
 
     # ---- signals (handlers only set flags or raise into the running agent) ------------
 
@@ -328,6 +338,7 @@ class Worker:
         except AthenaError as exc:
             return "error", (exc.message, traceback.format_exc())
         self.control.begin(job, self.config.daemon.lease)
+        self.job_log.begin(job)
         log.debug("job_started", job_id=job.id, agent=job.agent_type, attempt=job.attempt)
         try:
             try:
@@ -386,6 +397,7 @@ class Worker:
     ) -> ClaimedJob | None:
         """Record the outcome; with ``claim_next`` a completion also claims the next job."""
         kind, detail = outcome
+        self.job_log.finish(job, kind, detail)  # first: a reader seeing the end has the line
         queue = self.queue
         try:
             if kind == "ok":
@@ -448,6 +460,7 @@ class Worker:
                 log.warning("job_lost", job_id=job.id, reason=detail, new_status=status or None)
         except StaleFence:
             log.warning("job_lost", job_id=job.id, outcome=kind)
+            self.job_log.lost(job)
         return None
 
     def load_checkpoint(self, job: ClaimedJob) -> Any:
@@ -492,6 +505,7 @@ class Worker:
             except Exception as exc:
                 log.warning("job_control_read_failed", job_id=job.id, error=str(exc))
             self.keep_lease(job, now)
+            self.job_log.flush_started(job)
         try:
             self.write_heartbeat()
         except OSError as exc:
@@ -636,6 +650,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m workers --home DIR [--index N]``."""
     import argparse
 
+    from athenad.util.logfile import worker_log_stream
     from athenad.util.logs import configure_logging
 
     parser = argparse.ArgumentParser(prog="athena-worker")
@@ -644,11 +659,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--overrides", default="{}", help="JSON of [daemon] settings")
     parser.add_argument("--supervisor-pid", type=int, default=None)
     parser.add_argument("--agent-output", default=None, help="file for what agents print")
+    parser.add_argument("--log-file", default=None, help="the daemon's log file (rotated)")
     args = parser.parse_args(argv)
-    # Log events keep the original stderr; with --agent-output, whatever agents print
-    # (on stdout or stderr) goes to its own file, so the log stays JSON lines.
-    log_stream = os.fdopen(os.dup(2), "w", buffering=1)
-    configure_logging(log_stream)
+    # Log events keep the original stderr, or go to the daemon's log file, rotated by
+    # size; with --agent-output, whatever agents print (on stdout or stderr) goes to
+    # its own file, so the log stays JSON lines.
+    configure_logging(worker_log_stream(args.log_file, args.home, args.overrides))
     if args.agent_output:
         output = os.open(args.agent_output, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         os.dup2(output, 1)

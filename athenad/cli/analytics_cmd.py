@@ -33,6 +33,7 @@ from athenad.config import load_config
 from athenad.daemon.slots import crash_totals
 from athenad.daemon.status import sample_workers, worker_processes
 from athenad.paths import Home, read_pid
+from athenad.storage.job_logs import Progress, running_progress
 from athenad.store.backend import has_database
 from athenad.util.fsutil import atomic_write
 from athenad.util.timefmt import parse_since, parse_ts, utc_now_text
@@ -356,10 +357,12 @@ def _queue_now(home: Home, workers: list[dict[str, Any]], now: str) -> dict[str,
         queue["done"] = analytics.throughput(conn, parse_since("1m"), now)["completed"]
         # The database, not the heartbeat file, is the truth about who runs what.
         held = {job["worker_pid"]: job for job in analytics.running_jobs(conn)}
+        progress = running_progress(conn)
     for worker in workers:
         job = held.get(worker["pid"])
         worker["job"] = job["id"] if job else None
         worker["job_started_at"] = job["run_started_at"] if job else None
+        worker["job_progress"] = progress.get(job["id"]) if job else None
     return queue
 
 
@@ -379,8 +382,8 @@ def top_frame(home: str | None) -> Group:
 
 def _workers_table(workers: list[dict[str, Any]], now: str) -> Table:
     table = new_table(f"workers ({len(workers)})")
-    for name in ("pid", "rss", "cpu", "job", "runtime", "jobs done"):
-        table.add_column(name, justify="left" if name == "job" else "right")
+    for name in ("pid", "rss", "cpu", "job", "runtime", "progress", "jobs done"):
+        table.add_column(name, justify="left" if name in ("job", "progress") else "right")
     for worker in workers:
         started = worker["job_started_at"]
         runtime = (parse_ts(now) - parse_ts(started)).total_seconds() if started else None
@@ -390,9 +393,21 @@ def _workers_table(workers: list[dict[str, Any]], now: str) -> Table:
             f"{worker['cpu_percent']:.0f}%",
             worker["job"] or Text("idle", style="dim"),
             _age(runtime) if worker["job"] else "",
+            _progress(worker.get("job_progress")),
             str(worker["jobs_done"]),
         )
     return table
+
+
+def _progress(progress: Progress | None, width: int = 32) -> str:
+    """``42% parsing page 3`` from what the job last reported (its message cut short)."""
+    if progress is None:
+        return ""
+    parts = [] if progress.fraction is None else [f"{progress.fraction:.0%}"]
+    if progress.message:
+        message = " ".join(progress.message.split())
+        parts.append(message if len(message) <= width else message[: width - 1] + "…")
+    return " ".join(parts)
 
 
 def _queue_table(queue: dict[str, Any]) -> Table:
