@@ -17,6 +17,7 @@ import psutil
 from athenad.daemon.identity import HOSTNAME, is_local
 from athenad.daemon.status import kill_child_groups
 from athenad.paths import Home
+from athenad.storage.job_logs import note_rescue
 from athenad.store.contract import JobStore
 from athenad.util.logs import LibraryLogger
 from athenad.util.timefmt import format_epoch, parse_ts
@@ -114,4 +115,5 @@ def rescue_if_abandoned(
     log.info(
         "job_rescued", job_id=job["id"], worker_id=job["worker_id"], new_status=status, reason=why
     )
+    note_rescue(queue, job["id"], status, why)
     return status

@@ -139,6 +139,21 @@ def running_progress(reader: Any) -> dict[str, Progress]:
     return running_progress_on(conn)
 
 
+def note_rescue(queue: Any, job_id: str, status: str, reason: str) -> None:
+    """The daemon's line in a job's log when it takes the job back from a worker that
+    died or stopped renewing its lease; a line the database refuses is only skipped."""
+    store = open_job_logs(queue)
+    if store is None or not status:
+        return
+    message = f"job requeued: {reason}" if status == "pending" else f"job {status}: {reason}"
+    try:
+        store.append(job_id, [new_line(message, "warning", capped=False)], timeout_s=1.0)
+    except Exception as exc:  # the rescue itself is done; its line matters less
+        from athenad.util.logs import LibraryLogger
+
+        LibraryLogger(__name__).warning("job_log_write_failed", job_id=job_id, error=str(exc))
+
+
 # ---- making lines ---------------------------------------------------------------------
 
 
