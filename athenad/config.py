@@ -263,7 +263,10 @@ def _check_sections(config: Config) -> None:
         if (schedule.cron is None) == (schedule.every is None):
             raise ConfigError(f"[schedules.{name}] needs exactly one of cron and every.")
         if schedule.every is not None:
-            parse_duration(schedule.every, f"[schedules.{name}] every")
+            if parse_duration(schedule.every, f"[schedules.{name}] every") < 1:
+                raise ConfigError(
+                    f"[schedules.{name}] every {schedule.every!r} is too short: at least 1s."
+                )
         elif schedule.cron is not None:
             from croniter import croniter  # only homes with schedules pay for it
 
