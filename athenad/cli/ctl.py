@@ -117,6 +117,10 @@ LAZY_COMMANDS = {
         "athenad.cli.sessions_cmd:sessions_group.resume",
         "Show a session to resume; without ID, pick one interactively.",
     ),
+    "schedule": (
+        "athenad.cli.schedule_cmd:schedule_group",
+        "Schedules from athena.toml: when they run, their last slot and next runs.",
+    ),
     "sessions": (
         "athenad.cli.sessions_cmd:sessions_group",
         "Conversation sessions: JSON Lines files under .athena/sessions/ (tables on PostgreSQL).",

@@ -37,6 +37,7 @@ from athenad.daemon.notify import SystemdNotifier
 from athenad.daemon.presence import DaemonPresence, beat_interval
 from athenad.daemon.rescue import TIMEOUT_GRACE_S, lease_lapsed, rescue_if_abandoned
 from athenad.daemon.respawn import SlotBackoff, crash_reason, is_crash
+from athenad.daemon.scheduler import SchedulerThread, start_scheduler
 from athenad.daemon.slots import SlotsRecord, read_slots, write_slots
 from athenad.daemon.start_settings import write_start_settings
 from athenad.daemon.status import heartbeat_path, kill_child_groups
@@ -119,6 +120,7 @@ class Supervisor:
         self.last_watchdog = 0.0
         self.pid_fd: int | None = None
         self.presence: DaemonPresence | None = None
+        self.scheduler: SchedulerThread | None = None
 
     # ---- life cycle -------------------------------------------------------------------
 
@@ -129,6 +131,7 @@ class Supervisor:
             apply_queue_config(self.queue, self.config.queues)
             self.start_job_listener()
             self.start_presence()
+            self.scheduler = start_scheduler(self.home, lambda: self.config)
             write_start_settings(self.home, self.overrides)
             self.install_signal_handlers()
             if self.watch:
@@ -153,6 +156,8 @@ class Supervisor:
             self.exit_code = self.exit_code or 1
         finally:
             self.kill_all()
+            if self.scheduler is not None:
+                self.scheduler.stop()
             if self.presence is not None:
                 self.presence.stop()
             self.release_pid_file()
