@@ -37,6 +37,7 @@ from athenad.daemon.notify import SystemdNotifier
 from athenad.daemon.presence import DaemonPresence, beat_interval
 from athenad.daemon.rescue import TIMEOUT_GRACE_S, lease_lapsed, rescue_if_abandoned
 from athenad.daemon.respawn import SlotBackoff, crash_reason, is_crash
+from athenad.daemon.retention import RetentionThread, start_retention
 from athenad.daemon.scheduler import SchedulerThread, start_scheduler
 from athenad.daemon.slots import SlotsRecord, read_slots, write_slots
 from athenad.daemon.start_settings import write_start_settings
@@ -46,6 +47,7 @@ from athenad.paths import Home
 from athenad.store.backend import POSTGRES, backend_of, open_store
 from athenad.store.queues import apply_queue_config
 from athenad.util.fsutil import atomic_write
+from athenad.util.logfile import log_to_file, reopen_log
 from athenad.util.timefmt import parse_ts
 from athenad.util.wake import idle_entry, wake_workers
 
@@ -121,10 +123,13 @@ class Supervisor:
         self.pid_fd: int | None = None
         self.presence: DaemonPresence | None = None
         self.scheduler: SchedulerThread | None = None
+        self.retention: RetentionThread | None = None
 
     # ---- life cycle -------------------------------------------------------------------
 
     def run(self) -> int:
+        if self.detached:  # the log file is ours (and the workers'): rotate it by size
+            log_to_file(self.home, self.config.daemon)
         self.acquire_pid_file()
         try:
             self.queue = open_store(self.home, self.config.daemon)
@@ -132,6 +137,7 @@ class Supervisor:
             self.start_job_listener()
             self.start_presence()
             self.scheduler = start_scheduler(self.home, lambda: self.config)
+            self.retention = start_retention(self.home, lambda: self.config)
             write_start_settings(self.home, self.overrides)
             self.install_signal_handlers()
             if self.watch:
@@ -158,6 +164,8 @@ class Supervisor:
             self.kill_all()
             if self.scheduler is not None:
                 self.scheduler.stop()
+            if self.retention is not None:
+                self.retention.stop()
             if self.presence is not None:
                 self.presence.stop()
             self.release_pid_file()
@@ -231,6 +239,7 @@ class Supervisor:
             signal.SIGHUP,
             signal.SIGCHLD,
             signal.SIGQUIT,
+            signal.SIGUSR1,
         ):
             signal.signal(signum, self._enqueue_signal)
 
@@ -248,6 +257,8 @@ class Supervisor:
             self.begin_stop(timeout=0.0)
         elif sig in (signal.SIGHUP, "reload"):
             self.begin_reload()
+        elif sig == signal.SIGUSR1:
+            reopen_log()  # logrotate renamed the file; workers notice within a second
 
     # ---- workers ----------------------------------------------------------------------
 
@@ -270,6 +281,7 @@ class Supervisor:
         if self.detached:
             # Detached, the log file is JSON lines: agents' prints go to their own file.
             command += ["--agent-output", str(self.home.agent_output_file)]
+            command += ["--log-file", str(self.home.log_file)]
         proc = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
