@@ -136,6 +136,14 @@ class TaskOrchestrator:
         )
         return outcome.id
 
+    def send(self, job_id: str, key: str, payload: Any = None) -> str:
+        """Send event ``key`` to a job: one waiting for it (``ctx.wait_for_event``)
+        resumes; otherwise the event is kept for its next wait. Returns 'delivered' or
+        'kept'; unknown or finished jobs raise JobNotFound / InvalidTransition."""
+        from athenad.store.steps import step_store
+
+        return step_store(self.queue).send_event(job_id, key, payload)
+
     def approve_job(self, job_id: str, note: str | None = None) -> str:
         """Approve a job awaiting approval; it resumes with ``ctx.approval`` set."""
         return self.queue.decide_approval(job_id, True, note)

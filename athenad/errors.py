@@ -73,6 +73,20 @@ class ApprovalRejected(AthenaError):
         self.note = note
 
 
+class StepsChanged(AthenaError):
+    """The agent's steps changed on replay."""
+
+
+class StepFailed(AthenaError):
+    """A step failed when it first ran; replaying it raises the recorded error again."""
+
+    def __init__(self, name: str, error_type: str | None, error: str | None) -> None:
+        super().__init__(f"step {name!r} failed: {error or error_type or 'error'}")
+        self.step = name
+        self.error_type = error_type
+        self.error = error
+
+
 class WaitTimeout(AthenaError, TimeoutError):
     """Timed out waiting for jobs to finish."""
 

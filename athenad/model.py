@@ -17,6 +17,7 @@ class JobStatus(StrEnum):
     PENDING = "pending"  # ready for a worker
     RUNNING = "running"
     AWAITING_APPROVAL = "awaiting_approval"  # parked until a person approves or rejects
+    WAITING = "waiting"  # parked until an event is sent to it (ctx.wait_for_event)
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"

@@ -34,7 +34,7 @@ except ImportError:  # pragma: no cover
 # (pytest -m "not slow") leaves them out of a quick loop.
 # Counts of a queue with no job in any unfinished status.
 NOTHING_WAITING = dict.fromkeys(
-    ("scheduled", "blocked", "pending", "running", "awaiting_approval"), 0
+    ("scheduled", "blocked", "pending", "running", "awaiting_approval", "waiting"), 0
 )
 
 SLOW_FOLDERS = ("acceptance", "integration")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
@@ -14,7 +17,9 @@ if TYPE_CHECKING:
     from athenad.paths import Home
     from athenad.storage.contract import CheckpointStore, SessionStore
     from athenad.store.jobspec import ClaimedJob
+    from athenad.store.steps import StepStore
     from workers.job_log import JobLogger, JobLogWriter
+    from workers.steps import DurableSteps
 
 
 class JobHost(Protocol):
@@ -39,6 +44,9 @@ class JobHost(Protocol):
 
     @property
     def job_log(self) -> JobLogWriter: ...
+
+    @property
+    def step_store(self) -> StepStore: ...
 
     def track_process_group(self, pgid: int) -> None: ...
 
@@ -68,6 +76,7 @@ class JobContext:
         self._log: JobLogger | None = None
         self._job = job
         self._worker = worker
+        self._steps: DurableSteps | None = None
 
     @property
     def log(self) -> JobLogger:
@@ -101,6 +110,60 @@ class JobContext:
     def stopping(self) -> bool:
         """True when the worker is shutting down; a checkpointing agent should save and stop."""
         return self._worker.stopping
+
+    # ---- durable steps ----------------------------------------------------------------
+
+    @property
+    def _durable(self) -> DurableSteps:
+        if self._steps is None:
+            from workers.steps import DurableSteps
+
+            self._steps = DurableSteps(self._worker.step_store, self._job)
+        return self._steps
+
+    def step(
+        self,
+        name: str,
+        fn: Callable[..., Any],
+        *args: Any,
+        retries: int = 0,
+        retry_backoff: float = 1.0,
+        **kwargs: Any,
+    ) -> Any:
+        """Run ``fn(*args, **kwargs)`` as a durable step and return its result.
+
+        The first time, the result (or the error) is recorded before this returns; when
+        the job runs again after a crash, a sleep or a wait, the same call in the same
+        order returns the recorded result (or raises the recorded error as
+        :class:`~athenad.StepFailed`) without calling ``fn``. Steps are numbered in the
+        order they are asked for, so a name may repeat in a loop. ``retries`` tries
+        ``fn`` again that many times, after ``retry_backoff`` seconds doubling. For a
+        coroutine function this returns an awaitable: ``await ctx.step("fetch", get)``.
+        """
+        from workers.steps import is_async
+
+        if is_async(fn):
+            return self._durable.run_async(name, fn, args, kwargs, retries, retry_backoff)
+        return self._durable.run(name, fn, args, kwargs, retries, retry_backoff)
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep durably: the job is parked as ``scheduled`` and its worker freed; it runs
+        again after ``seconds`` (replaying its steps) and goes on after this call."""
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+            raise ValueError(f"sleep needs a number of seconds, not {seconds!r}.")
+        self._durable.sleep_until(time.time() + seconds)
+
+    def sleep_until(self, when: float | str | dt.datetime) -> None:
+        """Sleep durably until ``when`` (Unix time, an aware datetime, or ISO 8601)."""
+        from workers.steps import moment
+
+        self._durable.sleep_until(moment(when))
+
+    def wait_for_event(self, key: str, timeout: float | None = None) -> Any:
+        """The payload of the next event ``key`` sent to this job (``athenactl send``),
+        or None after ``timeout`` seconds. Until it comes the job is parked as
+        ``waiting`` and holds no worker; an event sent earlier is already there."""
+        return self._durable.wait_for_event(key, timeout)
 
     @property
     def approval(self) -> Approval | None:

@@ -32,12 +32,14 @@ from athenad.errors import (
     InvalidInput,
     RateLimited,
     StaleFence,
+    StepsChanged,
 )
 from athenad.paths import Home
 from athenad.storage import open_stores
 from athenad.storage.contract import CheckpointStore, SessionStore
 from athenad.store.backend import POSTGRES, backend_of, open_store
 from athenad.store.jobspec import ClaimedJob, timed_out_message
+from athenad.store.steps import StepStore
 from athenad.util.fsutil import atomic_write
 from athenad.util.timefmt import utc_now_text
 from athenad.util.wake import (
@@ -58,6 +60,7 @@ from workers.interrupts import (
 )
 from workers.job_log import JobLogWriter
 from workers.registry import AgentLoadError, AgentRegistry, run_agent
+from workers.steps import ParkForEvent, ParkUntil
 
 EXIT_OK = 0
 EXIT_BOOT_ERROR = 3
@@ -138,6 +141,7 @@ class Worker:
         self._checkpoints: CheckpointStore | None = None
         self._sessions: SessionStore | None = None
         self._job_log: JobLogWriter | None = None
+        self._step_store: StepStore | None = None
         self._heartbeat_written: tuple | None = None
         self.child_groups: set[int] = set()
         self._main_thread = threading.get_ident()  # made in the main thread
@@ -195,6 +199,15 @@ class Worker:
             self._open_stores()
         assert self._sessions is not None
         return self._sessions
+
+    @property
+    def step_store(self) -> StepStore:
+        """Recorded steps, sleeps and events of jobs, on the queue's connection."""
+        if self._step_store is None:
+            from athenad.store.steps import step_store
+
+            self._step_store = step_store(self.queue)
+        return self._step_store
 
     @property
     def job_log(self) -> JobLogWriter:
@@ -360,6 +373,12 @@ class Worker:
             return "rate_limited", (exc.retry_after, _rate_limit_reason(exc))
         except AwaitingApproval as exc:
             return "awaiting_approval", exc
+        except ParkUntil as exc:
+            return "sleeping", exc.wake_at
+        except ParkForEvent as exc:
+            return "waiting", exc
+        except StepsChanged as exc:
+            return "unrunnable", exc.message
         except ApprovalRejected as exc:
             return "rejected", exc.message
         except Cancelled:
@@ -438,6 +457,14 @@ class Worker:
                     job.id, job.fence, detail.question, detail.data, detail.timeout_s
                 )
                 log.info("job_awaiting_approval", job_id=job.id, question=detail.question)
+            elif kind == "sleeping":
+                self.step_store.park_until(job.id, job.fence, detail)
+                log.info("job_sleeping", job_id=job.id, until=detail)
+            elif kind == "waiting":
+                parked = self.step_store.park_for_event(
+                    job.id, job.fence, detail.key, detail.deadline
+                )
+                log.info("job_waiting", job_id=job.id, key=detail.key, parked=parked)
             elif kind == "rejected":
                 queue.fail(job.id, job.fence, detail, retryable=False)
                 log.warning("job_failed", job_id=job.id, error=detail)

@@ -35,6 +35,7 @@ from athenad.daemon.status import sample_workers, worker_processes
 from athenad.paths import Home, read_pid
 from athenad.storage.job_logs import Progress, running_progress
 from athenad.store.backend import has_database
+from athenad.store.contract import UNFINISHED
 from athenad.util.fsutil import atomic_write
 from athenad.util.timefmt import parse_since, parse_ts, utc_now_text
 
@@ -51,6 +52,9 @@ from .common import (
 SPARKS = "▁▂▃▄▅▆▇█"
 BAR = "█"
 since_help = "Window by creation time: 30m, 1h, 1d, 7d, 2w ... or 'all'."
+
+# The unfinished statuses as column titles, in UNFINISHED's order.
+WAITING_COLUMNS = tuple(status.replace("awaiting_approval", "approval") for status in UNFINISHED)
 
 
 @contextlib.contextmanager
@@ -141,12 +145,10 @@ def stats_tables(figures: dict[str, Any]) -> Group:
     statuses.add_row(*(str(count) for count in figures["by_status"].values()))
     queue, rate = figures["queue"], figures["throughput"]
     now = new_table("queue now and throughput")
-    for name in ("blocked", "pending", "running", "oldest pending", "completed", "per minute"):
+    for name in (*WAITING_COLUMNS, "oldest pending", "completed", "per minute"):
         now.add_column(name, justify="right")
     now.add_row(
-        str(queue["blocked"]),
-        str(queue["pending"]),
-        str(queue["running"]),
+        *(str(queue[status]) for status in UNFINISHED),
         _age(queue["oldest_pending_age_s"]),
         f"{rate['completed']} in {_age(rate['window_s'])}",
         f"{rate['per_minute']:.2f}",
@@ -348,7 +350,7 @@ def _queue_now(home: Home, workers: list[dict[str, Any]], now: str) -> dict[str,
 
     Without an athena.db there is nothing queued; the file is not created.
     """
-    empty = {"blocked": 0, "pending": 0, "running": 0, "oldest_pending_age_s": None}
+    empty: dict[str, Any] = {**dict.fromkeys(UNFINISHED, 0), "oldest_pending_age_s": None}
     settings = load_config(home).daemon
     if not has_database(home, settings):
         return {**empty, "done": 0}
@@ -412,12 +414,10 @@ def _progress(progress: Progress | None, width: int = 32) -> str:
 
 def _queue_table(queue: dict[str, Any]) -> Table:
     table = new_table("queue")
-    for name in ("blocked", "pending", "running", "oldest pending", "completed last min"):
+    for name in (*WAITING_COLUMNS, "oldest pending", "completed last min"):
         table.add_column(name, justify="right")
     table.add_row(
-        str(queue["blocked"]),
-        str(queue["pending"]),
-        str(queue["running"]),
+        *(str(queue[status]) for status in UNFINISHED),
         _age(queue["oldest_pending_age_s"]),
         str(queue["done"]),
     )

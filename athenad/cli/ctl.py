@@ -56,6 +56,7 @@ SHOW_KEYS = (
     "approval_decision",
     "approval_note",
     "approval_deadline",
+    "wait_event_key",
     "priority",
     "attempts",
     "max_attempts",
@@ -74,6 +75,7 @@ SHOW_KEYS = (
     "resumed_from",
     "checkpoint_note",
     "session_id",
+    "steps",
     "unique_key",
     "concurrency_key",
     "timeout_s",
@@ -387,8 +389,11 @@ def _show_dict(job: dict[str, Any]) -> dict[str, Any]:
 @handle_errors
 def show(job_id: str, as_json: bool, home: str | None) -> None:
     """Show one job: status, timings, result, and the whole traceback of a failure."""
+    from athenad.store.steps import step_store
+
     with open_queue(home) as queue:
         job = _show_dict(queue.get(job_id))
+        job["steps"] = len(step_store(queue).load(job_id))
     if as_json:
         print_json(job)
         return
@@ -404,7 +409,13 @@ def show(job_id: str, as_json: bool, home: str | None) -> None:
             or (key == "log_dropped" and not value)
         ):
             continue
-        if key == "run_after" and job["status"] != "scheduled" and not job["wait_reason"]:
+        if key == "steps" and not value:
+            continue
+        if (
+            key == "run_after"
+            and job["status"] not in ("scheduled", "waiting")
+            and not job["wait_reason"]
+        ):
             continue  # only said of a job waiting for its time
         if key in ("payload", "result", "parents"):
             value = json.dumps(value, ensure_ascii=False)
@@ -463,6 +474,74 @@ def print_jobs_table(rows: list[dict[str, Any]]) -> None:
             )
         )
     colours = [STATUS_COLOURS.get(row["status"]) for row in rows]
+    echo_table(headers, cells, colours=colours, colour_column=2)
+
+
+@main.command()
+@click.argument("job_id", metavar="JOB")
+@click.argument("key")
+@click.option("--payload", default=None, help="The event's payload as JSON text.")
+@click.option("--payload-file", default=None, help="Read the JSON payload from a file, or -.")
+@json_option
+@home_option
+@handle_errors
+def send(
+    job_id: str,
+    key: str,
+    payload: str | None,
+    payload_file: str | None,
+    as_json: bool,
+    home: str | None,
+) -> None:
+    """Send event KEY to job JOB: a job waiting for it resumes; otherwise it is kept for
+    the job's next wait on KEY."""
+    from athenad.store.steps import step_store
+
+    data = read_payload(payload, payload_file)
+    with open_queue(home) as queue:
+        outcome = step_store(queue).send_event(job_id, key, data)
+    if as_json:
+        print_json({"id": job_id, "key": key, "outcome": outcome})
+    else:
+        click.echo(f"{job_id} {key} {outcome}")
+
+
+@main.command()
+@click.argument("job_id", metavar="JOB")
+@json_option
+@home_option
+@handle_errors
+def steps(job_id: str, as_json: bool, home: str | None) -> None:
+    """The durable steps a job recorded: name, number, status, tries, time, result size."""
+    from athenad.store.steps import step_store
+
+    with open_queue(home) as queue:
+        rows = step_store(queue).steps(job_id)
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        click.echo("no steps")
+        return
+    from athenad.cli.plain_table import echo_table
+
+    headers = ("seq", "name", "status", "attempt", "tries", "ms", "bytes", "detail")
+    cells = [
+        (
+            str(row["seq"]),
+            row["name"],
+            row["status"],
+            str(row["attempt"]),
+            str(row["tries"]),
+            "-" if row["duration_ms"] is None else str(row["duration_ms"]),
+            str(row["result_bytes"]),
+            row["error"] or (f"until {row['wake_at']}" if row["wake_at"] else ""),
+        )
+        for row in rows
+    ]
+    colours = [
+        {"failed": "red", "sleeping": "cyan", "waiting": "cyan"}.get(r["status"]) for r in rows
+    ]
     echo_table(headers, cells, colours=colours, colour_column=2)
 
 

@@ -32,7 +32,7 @@ def list_command(as_json: bool, home: str | None) -> None:
     from athenad.cli.plain_table import echo_table
 
     headers = ["queue", "state", "concurrency", "rate", "priority", "scheduled", "pending"]
-    headers += ["running", "blocked", "approval", "note"]
+    headers += ["running", "blocked", "approval", "waiting", "note"]
     cells = []
     for row in rows:
         counts = row["counts"]
@@ -53,6 +53,7 @@ def list_command(as_json: bool, home: str | None) -> None:
                 str(counts["running"]),
                 str(counts["blocked"]),
                 str(counts["awaiting_approval"]),
+                str(counts["waiting"]),
                 note,
             )
         )

@@ -6,6 +6,7 @@ semantics that must match exactly:
 
 - statuses: ``scheduled`` (waiting for its time), ``blocked`` (waiting on parents),
   ``pending``, ``running``, ``awaiting_approval`` (parked until a person decides),
+  ``waiting`` (parked until an event is sent to it, or its timeout),
   ``completed``, ``failed``, ``cancelled``;
 - a claim hands out a *fence* that grows on every claim, and a *lease* that the holder
   renews; any write carrying an old fence changes nothing (StaleFence, or '' from
@@ -41,12 +42,13 @@ STATUSES = (
     "pending",
     "running",
     "awaiting_approval",
+    "waiting",
     "completed",
     "failed",
     "cancelled",
 )
 # Statuses of jobs that have not ended (a unique key is held while a job is in one).
-UNFINISHED = ("scheduled", "blocked", "pending", "running", "awaiting_approval")
+UNFINISHED = ("scheduled", "blocked", "pending", "running", "awaiting_approval", "waiting")
 # A daemon unseen this long died without a clean stop; its record is dropped.
 FORGET_DAEMONS_AFTER_S = 86400.0
 

@@ -81,6 +81,7 @@ def test_stats_agree(backend):
     assert figures["by_status"] == {
         "scheduled": 0,
         "awaiting_approval": 0,
+        "waiting": 0,
         "blocked": 0,
         "pending": 1,
         "running": 0,

@@ -243,6 +243,7 @@ class PostgresJobQueue:
             params = self._claim_params(worker_id, worker_pid, lease_s, key_limit)
             conn.execute(Q["promote_scheduled"])
             conn.execute(Q["expire_approvals"])
+            conn.execute(Q["promote_waits"])
             row = conn.execute(Q["claim_job"], params).fetchone()
             return self._confirmed(conn, row, lease_started, key_limit)
 
@@ -323,6 +324,7 @@ class PostgresJobQueue:
                 releasing = conn.execute(Q["release_dependents"], {"id": job_id})
                 conn.execute(Q["promote_scheduled"])
                 conn.execute(Q["expire_approvals"])
+                conn.execute(Q["promote_waits"])
                 claiming = conn.execute(
                     Q["claim_job"], self._claim_params(worker_id, worker_pid, lease_s, key_limit)
                 )
@@ -500,7 +502,7 @@ class PostgresJobQueue:
         with self._tx() as conn:
             rows = [
                 conn.execute(Q[name]).fetchone()
-                for name in ("next_scheduled", "next_approval_deadline")
+                for name in ("next_scheduled", "next_approval_deadline", "next_wait_deadline")
             ]
         return min((row[0].timestamp() for row in rows if row and row[0]), default=None)
 
@@ -578,7 +580,7 @@ class PostgresJobQueue:
             if row is None:
                 raise JobNotFound(f"job {job_id!r} does not exist.")
             status = row[0]
-            if status in ("blocked", "pending", "scheduled", "awaiting_approval"):
+            if status in ("blocked", "pending", "scheduled", "awaiting_approval", "waiting"):
                 conn.execute(
                     Q["cancel_waiting_job"], {"id": job_id, "error": "cancelled by request"}
                 )
@@ -626,6 +628,7 @@ class PostgresJobQueue:
         (unfinished,) = self._one(conn, "unfinished_parent_count", {"id": job_id})
         status = "blocked" if unfinished else "pending"
         conn.execute(Q["keep_finished_outcome"], {"id": job_id})
+        conn.execute(Q["forget_failed_steps"], {"id": job_id})
         conn.execute(
             Q["requeue_job"], {"id": job_id, "status": status, "pending_parents": unfinished}
         )

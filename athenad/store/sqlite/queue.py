@@ -260,6 +260,7 @@ class JobQueue:
         }
         self.conn.execute(Q["promote_scheduled"], params)
         self.conn.execute(Q["expire_approvals"], params)
+        self.conn.execute(Q["promote_waits"], params)
         row = self._one("claim_job", params)
         return None if row is None else claimed_job(row, lease_started)
 
@@ -474,7 +475,7 @@ class JobQueue:
         workers wake for it)."""
         times = [
             parse_ts(row[0]).timestamp()
-            for name in ("next_scheduled", "next_approval_deadline")
+            for name in ("next_scheduled", "next_approval_deadline", "next_wait_deadline")
             if (row := self._one(name)) is not None and row[0] is not None
         ]
         return min(times, default=None)
@@ -566,7 +567,7 @@ class JobQueue:
             if row is None:
                 raise JobNotFound(f"job {job_id!r} does not exist.")
             status = row[0]
-            if status in ("blocked", "pending", "scheduled", "awaiting_approval"):
+            if status in ("blocked", "pending", "scheduled", "awaiting_approval", "waiting"):
                 self.conn.execute(
                     Q["cancel_waiting_job"],
                     {"id": job_id, "error": "cancelled by request", "now": now},
@@ -622,6 +623,7 @@ class JobQueue:
         ]
         status = "blocked" if unfinished else "pending"
         self.conn.execute(Q["keep_finished_outcome"], {"id": job_id})
+        self.conn.execute(Q["forget_failed_steps"], {"id": job_id})
         self.conn.execute(
             Q["requeue_job"],
             {"id": job_id, "status": status, "pending_parents": unfinished, "now": now},

@@ -36,12 +36,12 @@ SELECT statuses.status,
         WHERE jobs.status = statuses.status
           AND created_at > coalesce(nullif(%(since)s, '')::timestamp AT TIME ZONE 'UTC',
                                     '-infinity')) AS jobs
-FROM (VALUES ('scheduled'), ('blocked'), ('pending'), ('running'), ('awaiting_approval'),
+FROM (VALUES ('scheduled'), ('blocked'), ('pending'), ('running'), ('awaiting_approval'), ('waiting'),
              ('completed'), ('failed'), ('cancelled')) AS statuses (status);
 
 -- name: queue_counts
 SELECT status, count(*) AS jobs FROM jobs
-WHERE status IN ('scheduled', 'blocked', 'pending', 'running', 'awaiting_approval')
+WHERE status IN ('scheduled', 'blocked', 'pending', 'running', 'awaiting_approval', 'waiting')
 GROUP BY status;
 
 -- name: oldest_pending

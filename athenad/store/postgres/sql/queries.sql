@@ -43,14 +43,14 @@ INSERT INTO jobs (
     %(queue)s, %(unique_key)s, %(concurrency_key)s, %(approval_timeout_s)s
 )
 ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL
-  AND status IN ('scheduled', 'blocked', 'pending', 'running', 'awaiting_approval')
+  AND status IN ('scheduled', 'blocked', 'pending', 'running', 'awaiting_approval', 'waiting')
 DO NOTHING
 RETURNING id;
 
 -- name: live_job_with_key
 SELECT id FROM jobs
 WHERE unique_key = %(key)s
-  AND status IN ('scheduled', 'blocked', 'pending', 'running', 'awaiting_approval');
+  AND status IN ('scheduled', 'blocked', 'pending', 'running', 'awaiting_approval', 'waiting');
 
 -- name: queue_priority
 SELECT priority FROM queues WHERE name = %(queue)s;
@@ -78,6 +78,22 @@ WHERE id IN (
     WHERE status = 'scheduled' AND run_after <= now()
     FOR UPDATE SKIP LOCKED
 );
+
+-- name: promote_waits
+-- Waits whose deadline passed go back to a worker (the wait then returns None).
+UPDATE jobs SET status = 'pending', wait_event_key = NULL
+WHERE id IN (
+    SELECT id FROM jobs
+    WHERE status = 'waiting' AND run_after <= now()
+    FOR UPDATE SKIP LOCKED
+);
+
+-- name: next_wait_deadline
+SELECT min(run_after) FROM jobs WHERE status = 'waiting';
+
+-- name: forget_failed_steps
+-- A user's retry runs the failed steps again (completed ones still replay).
+DELETE FROM job_steps WHERE job_id = %(id)s AND status = 'failed';
 
 -- name: next_scheduled
 SELECT min(run_after) FROM jobs WHERE status = 'scheduled';
@@ -253,7 +269,7 @@ FROM queues ORDER BY name;
 
 -- name: queue_status_counts
 SELECT queue, status, count(*) FROM jobs
-WHERE status IN ('scheduled', 'blocked', 'pending', 'running', 'awaiting_approval')
+WHERE status IN ('scheduled', 'blocked', 'pending', 'running', 'awaiting_approval', 'waiting')
 GROUP BY queue, status;
 
 -- name: queue_recent_starts
@@ -329,7 +345,7 @@ SET status = 'cancelled',
     error = %(error)s,
     completed_at = now()
 WHERE id IN (SELECT id FROM descendants)
-  AND status IN ('blocked', 'pending', 'scheduled', 'awaiting_approval')
+  AND status IN ('blocked', 'pending', 'scheduled', 'awaiting_approval', 'waiting')
 RETURNING id;
 
 -- name: renew_lease
@@ -367,7 +383,7 @@ SELECT status, cancelled_by FROM jobs WHERE id = %(id)s FOR UPDATE;
 -- name: cancel_waiting_job
 UPDATE jobs
 SET status = 'cancelled', error = %(error)s, completed_at = now()
-WHERE id = %(id)s AND status IN ('blocked', 'pending', 'scheduled', 'awaiting_approval');
+WHERE id = %(id)s AND status IN ('blocked', 'pending', 'scheduled', 'awaiting_approval', 'waiting');
 
 -- name: request_cancel
 UPDATE jobs SET cancel_requested_at = now()
@@ -494,7 +510,7 @@ LIMIT %(limit)s;
 
 -- name: queue_counts
 SELECT status, count(*) FROM jobs
-WHERE status IN ('scheduled', 'blocked', 'pending', 'running', 'awaiting_approval')
+WHERE status IN ('scheduled', 'blocked', 'pending', 'running', 'awaiting_approval', 'waiting')
 GROUP BY status;
 
 -- ===== daemons =====

@@ -83,7 +83,7 @@ WHERE id IN (
     WHERE updated_at < %(sessions_before)s
       AND id NOT IN (
           SELECT session_id COLLATE "C" FROM jobs
-          WHERE status IN ('scheduled', 'blocked', 'pending', 'running', 'awaiting_approval')
+          WHERE status IN ('scheduled', 'blocked', 'pending', 'running', 'awaiting_approval', 'waiting')
             AND session_id IS NOT NULL)
     LIMIT %(batch)s
     FOR UPDATE SKIP LOCKED
@@ -95,5 +95,5 @@ SELECT count(*) FROM sessions
 WHERE updated_at < %(sessions_before)s
   AND id NOT IN (
       SELECT session_id COLLATE "C" FROM jobs
-      WHERE status IN ('scheduled', 'blocked', 'pending', 'running', 'awaiting_approval')
+      WHERE status IN ('scheduled', 'blocked', 'pending', 'running', 'awaiting_approval', 'waiting')
         AND session_id IS NOT NULL);

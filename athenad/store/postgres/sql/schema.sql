@@ -10,7 +10,7 @@ CREATE TABLE jobs (
     payload              text NOT NULL DEFAULT 'null',
     status               text NOT NULL
         CHECK (status IN ('blocked', 'pending', 'running', 'completed', 'failed', 'cancelled',
-                          'scheduled', 'awaiting_approval')),
+                          'scheduled', 'awaiting_approval', 'waiting')),
     priority             bigint NOT NULL DEFAULT 0,
     parent_job_id        text COLLATE "C" REFERENCES jobs (id),
     pending_parents      integer NOT NULL DEFAULT 0,
@@ -54,7 +54,8 @@ CREATE TABLE jobs (
     progress_at          timestamptz,
     log_seq              bigint NOT NULL DEFAULT 0,
     log_bytes            bigint NOT NULL DEFAULT 0,
-    log_dropped          bigint NOT NULL DEFAULT 0
+    log_dropped          bigint NOT NULL DEFAULT 0,
+    wait_event_key       text
 );
 
 -- The claim: ready jobs by priority, then age (ids sort by creation). Partial, so its
@@ -168,7 +169,7 @@ CREATE TABLE session_events (
 CREATE INDEX jobs_scheduled ON jobs (run_after) WHERE status = 'scheduled';
 CREATE UNIQUE INDEX jobs_unique_key ON jobs (unique_key)
 WHERE unique_key IS NOT NULL
-  AND status IN ('scheduled', 'blocked', 'pending', 'running', 'awaiting_approval');
+  AND status IN ('scheduled', 'blocked', 'pending', 'running', 'awaiting_approval', 'waiting');
 
 -- Pause state and limits of named queues; a queue without a row is open and unlimited.
 -- Claims from a limited queue lock its row, so its limits hold across hosts.
@@ -206,5 +207,34 @@ CREATE TABLE job_logs (
     level   text NOT NULL,
     message text NOT NULL,
     fields  text,
+    PRIMARY KEY (job_id, seq)
+);
+
+CREATE INDEX jobs_waiting ON jobs (run_after) WHERE status = 'waiting';
+
+CREATE TABLE job_steps (
+    job_id      text COLLATE "C" NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    seq         bigint NOT NULL,
+    name        text NOT NULL,
+    status      text NOT NULL CHECK (status IN ('completed', 'failed', 'sleeping', 'waiting')),
+    attempt     bigint NOT NULL,
+    tries       bigint NOT NULL DEFAULT 1,
+    result      text,
+    error       text,
+    error_type  text,
+    wake_at     timestamptz,
+    started_at  timestamptz NOT NULL DEFAULT now(),
+    duration_ms bigint,
+    size        bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (job_id, seq)
+);
+
+CREATE TABLE job_events (
+    job_id   text COLLATE "C" NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    seq      bigint NOT NULL,
+    key      text NOT NULL,
+    payload  text NOT NULL,
+    sent_at  timestamptz NOT NULL DEFAULT now(),
+    taken_by bigint,
     PRIMARY KEY (job_id, seq)
 );

@@ -19,7 +19,7 @@ INSERT INTO jobs (
 -- The unfinished job holding a unique key (the same terms as jobs_unique_key's).
 SELECT id FROM jobs INDEXED BY jobs_unique_key
 WHERE unique_key = :key
-  AND status IN ('scheduled', 'blocked', 'pending', 'running', 'awaiting_approval');
+  AND status IN ('scheduled', 'blocked', 'pending', 'running', 'awaiting_approval', 'waiting');
 
 -- name: queue_priority
 SELECT priority FROM queues WHERE name = :queue;
@@ -31,6 +31,21 @@ WHERE id IN (
     SELECT id FROM jobs INDEXED BY jobs_scheduled
     WHERE status = 'scheduled' AND run_after <= :now
 );
+
+-- name: promote_waits
+-- Waits whose deadline passed go back to a worker (the wait then returns None).
+UPDATE jobs SET status = 'pending', wait_event_key = NULL
+WHERE id IN (
+    SELECT id FROM jobs INDEXED BY jobs_waiting
+    WHERE status = 'waiting' AND run_after <= :now
+);
+
+-- name: next_wait_deadline
+SELECT min(run_after) FROM jobs INDEXED BY jobs_waiting WHERE status = 'waiting';
+
+-- name: forget_failed_steps
+-- A user's retry runs the failed steps again (completed ones still replay).
+DELETE FROM job_steps WHERE job_id = :id AND status = 'failed';
 
 -- name: next_scheduled
 SELECT min(run_after) FROM jobs INDEXED BY jobs_scheduled WHERE status = 'scheduled';
@@ -177,7 +192,7 @@ FROM queues ORDER BY name;
 -- name: queue_status_counts
 -- Unfinished jobs by queue and status (each status is a range of jobs_status_created).
 SELECT queue, status, count(*) FROM jobs
-WHERE status IN ('scheduled', 'blocked', 'pending', 'running', 'awaiting_approval')
+WHERE status IN ('scheduled', 'blocked', 'pending', 'running', 'awaiting_approval', 'waiting')
 GROUP BY queue, status;
 
 -- name: queue_recent_starts
@@ -253,13 +268,13 @@ SET status = 'cancelled',
     error = :error,
     completed_at = :now
 WHERE id IN (SELECT id FROM descendants)
-  AND +status IN ('blocked', 'pending', 'scheduled', 'awaiting_approval')
+  AND +status IN ('blocked', 'pending', 'scheduled', 'awaiting_approval', 'waiting')
 RETURNING id;
 
 -- name: cancel_waiting_job
 UPDATE jobs
 SET status = 'cancelled', error = :error, completed_at = :now
-WHERE id = :id AND status IN ('blocked', 'pending', 'scheduled', 'awaiting_approval');
+WHERE id = :id AND status IN ('blocked', 'pending', 'scheduled', 'awaiting_approval', 'waiting');
 
 -- name: request_cancel
 UPDATE jobs SET cancel_requested_at = :now
@@ -405,7 +420,7 @@ LIMIT :limit;
 
 -- name: queue_counts
 SELECT status, count(*) FROM jobs
-WHERE status IN ('scheduled', 'blocked', 'pending', 'running', 'awaiting_approval')
+WHERE status IN ('scheduled', 'blocked', 'pending', 'running', 'awaiting_approval', 'waiting')
 GROUP BY status;
 
 -- name: oldest_pending
@@ -476,7 +491,7 @@ ORDER BY avg_ms IS NULL, avg_ms DESC, agent_type;
 -- Jobs created in the window, for every status (0 when none); each count is a range
 -- of the covering index jobs_status_created.
 WITH statuses (status) AS (
-    VALUES ('scheduled'), ('blocked'), ('pending'), ('running'), ('awaiting_approval'),
+    VALUES ('scheduled'), ('blocked'), ('pending'), ('running'), ('awaiting_approval'), ('waiting'),
            ('completed'), ('failed'), ('cancelled')
 )
 SELECT status,

@@ -73,5 +73,5 @@ SELECT
 -- name: sessions_in_use
 -- Sessions that unfinished jobs name: never pruned, whatever their age.
 SELECT DISTINCT session_id FROM jobs
-WHERE status IN ('scheduled', 'blocked', 'pending', 'running', 'awaiting_approval')
+WHERE status IN ('scheduled', 'blocked', 'pending', 'running', 'awaiting_approval', 'waiting')
   AND session_id IS NOT NULL;

@@ -9,7 +9,7 @@ CREATE TABLE jobs (
     agent_type           TEXT NOT NULL,
     payload              TEXT NOT NULL DEFAULT 'null',
     status               TEXT NOT NULL
-        CHECK (status IN ('blocked', 'pending', 'running', 'completed', 'failed', 'cancelled', 'scheduled', 'awaiting_approval')),
+        CHECK (status IN ('blocked', 'pending', 'running', 'completed', 'failed', 'cancelled', 'scheduled', 'awaiting_approval', 'waiting')),
     priority             INTEGER NOT NULL DEFAULT 0,
     parent_job_id        TEXT REFERENCES jobs (id),
     pending_parents      INTEGER NOT NULL DEFAULT 0,
@@ -53,7 +53,8 @@ CREATE TABLE jobs (
     progress_at          TEXT,
     log_seq              INTEGER NOT NULL DEFAULT 0,
     log_bytes            INTEGER NOT NULL DEFAULT 0,
-    log_dropped          INTEGER NOT NULL DEFAULT 0
+    log_dropped          INTEGER NOT NULL DEFAULT 0,
+    wait_event_key       TEXT
 );
 
 -- The claim: ready jobs by priority, then age (ids sort by creation).
@@ -112,7 +113,7 @@ CREATE TABLE daemons (
 CREATE INDEX jobs_scheduled ON jobs (run_after) WHERE status = 'scheduled';
 CREATE UNIQUE INDEX jobs_unique_key ON jobs (unique_key)
 WHERE unique_key IS NOT NULL
-  AND status IN ('scheduled', 'blocked', 'pending', 'running', 'awaiting_approval');
+  AND status IN ('scheduled', 'blocked', 'pending', 'running', 'awaiting_approval', 'waiting');
 
 CREATE TABLE queues (
     name          TEXT PRIMARY KEY,
@@ -157,5 +158,34 @@ CREATE TABLE job_logs (
     level   TEXT NOT NULL,
     message TEXT NOT NULL,
     fields  TEXT,
+    PRIMARY KEY (job_id, seq)
+) WITHOUT ROWID;
+
+CREATE INDEX jobs_waiting ON jobs (run_after) WHERE status = 'waiting';
+
+CREATE TABLE job_steps (
+    job_id      TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    seq         INTEGER NOT NULL,
+    name        TEXT NOT NULL,
+    status      TEXT NOT NULL CHECK (status IN ('completed', 'failed', 'sleeping', 'waiting')),
+    attempt     INTEGER NOT NULL,
+    tries       INTEGER NOT NULL DEFAULT 1,
+    result      TEXT,
+    error       TEXT,
+    error_type  TEXT,
+    wake_at     TEXT,
+    started_at  TEXT NOT NULL,
+    duration_ms INTEGER,
+    size        INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (job_id, seq)
+) WITHOUT ROWID;
+
+CREATE TABLE job_events (
+    job_id      TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    seq         INTEGER NOT NULL,
+    key         TEXT NOT NULL,
+    payload     TEXT NOT NULL,
+    sent_at     TEXT NOT NULL,
+    taken_by    INTEGER,
     PRIMARY KEY (job_id, seq)
 ) WITHOUT ROWID;
