@@ -50,6 +50,7 @@ from athenad.store.postgres.migrations import migrate
 from athenad.store.postgres.queries import QUERIES as Q
 from athenad.store.postgres.rows import as_text_times, job_dict
 from athenad.store.queues import QueueLimits, queue_rows
+from athenad.store.timers import DueJobs
 from athenad.util.ids import new_job_id
 from athenad.util.timefmt import format_ts
 
@@ -87,6 +88,7 @@ class PostgresJobQueue:
         self.schema = check_schema(schema)
         self.max_interruptions = max_interruptions
         self.session_exists = session_exists
+        self.due_jobs = DueJobs()
         self.pool = open_pool(url, schema)
         try:
             with self.pool.connection() as conn:
@@ -241,11 +243,21 @@ class PostgresJobQueue:
         with self._tx() as conn:
             lease_started = time.monotonic()
             params = self._claim_params(worker_id, worker_pid, lease_s, key_limit)
-            conn.execute(Q["promote_scheduled"])
-            conn.execute(Q["expire_approvals"])
-            conn.execute(Q["promote_waits"])
+            promoted = self.due_jobs.due()
+            if promoted:
+                self._promote_due(conn)
             row = conn.execute(Q["claim_job"], params).fetchone()
+            if row is None and not promoted:
+                self._promote_due(conn)
+                row = conn.execute(Q["claim_job"], params).fetchone()
             return self._confirmed(conn, row, lease_started, key_limit)
+
+    def _promote_due(self, conn: psycopg.Connection[Any]) -> None:
+        """Scheduled jobs, waits and approvals whose time came become pending."""
+        conn.execute(Q["promote_scheduled"])
+        conn.execute(Q["expire_approvals"])
+        conn.execute(Q["promote_waits"])
+        self.due_jobs.promoted()
 
     @staticmethod
     def _confirmed(
@@ -314,24 +326,27 @@ class PostgresJobQueue:
         """Complete a job and claim the next in the same transaction (one commit, not two)."""
         encoded = encode_json(result, f"the result of job {job_id}")
         lease_started = time.monotonic()
+        params = self._claim_params(worker_id, worker_pid, lease_s, key_limit)
         with self._tx() as conn:
-            # The three statements go to the server together (one round trip, not three);
-            # a stale fence is seen after them and rolls all three back.
+            # The statements go to the server together (one round trip, not several);
+            # a stale fence is seen after them and rolls them all back.
+            promoted = self.due_jobs.due()
             with conn.pipeline():
                 completed = conn.execute(
                     Q["complete_job"], {"id": job_id, "fence": fence, "result": encoded}
                 )
                 releasing = conn.execute(Q["release_dependents"], {"id": job_id})
-                conn.execute(Q["promote_scheduled"])
-                conn.execute(Q["expire_approvals"])
-                conn.execute(Q["promote_waits"])
-                claiming = conn.execute(
-                    Q["claim_job"], self._claim_params(worker_id, worker_pid, lease_s, key_limit)
-                )
+                if promoted:
+                    self._promote_due(conn)
+                claiming = conn.execute(Q["claim_job"], params)
             if completed.rowcount != 1:
                 self._refuse_stale(conn, job_id, fence)
             released = sorted(child for child, status in releasing if status == "pending")
-            claimed = self._confirmed(conn, claiming.fetchone(), lease_started, key_limit)
+            row = claiming.fetchone()
+            if row is None and not promoted:
+                self._promote_due(conn)
+                row = conn.execute(Q["claim_job"], params).fetchone()
+            claimed = self._confirmed(conn, row, lease_started, key_limit)
             # This worker runs one job next; any other ready job needs another worker.
             if any(claimed is None or child != claimed.id for child in released):
                 self._notify(conn)

@@ -45,6 +45,7 @@ from athenad.store.queues import QueueLimits, queue_rows
 from athenad.store.sqlite import connection as dbmod
 from athenad.store.sqlite.migrations import open_database
 from athenad.store.sqlite.queries import QUERIES as Q
+from athenad.store.timers import DueJobs
 from athenad.store.waiting import FINISHED
 from athenad.util.ids import new_job_id
 from athenad.util.timefmt import format_epoch, parse_ts, utc_now_text
@@ -92,6 +93,7 @@ class JobQueue:
         self.run_dir = Path(run_dir) if run_dir else self.db_path.parent / ".athena" / "run"
         self.sessions_dir = self.run_dir.parent / "sessions"
         self.max_interruptions = max_interruptions
+        self.due_jobs = DueJobs()
         self.conn = open_database(
             self.db_path, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms
         )
@@ -258,11 +260,21 @@ class JobQueue:
             "lease_expires_at": format_epoch(now + lease_s),
             "key_limit": key_limit,
         }
+        promoted = self.due_jobs.due()
+        if promoted:
+            self._promote_due(params)
+        row = self._one("claim_job", params)
+        if row is None and not promoted:
+            self._promote_due(params)
+            row = self._one("claim_job", params)
+        return None if row is None else claimed_job(row, lease_started)
+
+    def _promote_due(self, params: dict[str, Any]) -> None:
+        """Scheduled jobs, waits and approvals whose time came become pending."""
         self.conn.execute(Q["promote_scheduled"], params)
         self.conn.execute(Q["expire_approvals"], params)
         self.conn.execute(Q["promote_waits"], params)
-        row = self._one("claim_job", params)
-        return None if row is None else claimed_job(row, lease_started)
+        self.due_jobs.promoted()
 
     def complete(self, job_id: str, fence: int, result: Any = None) -> list[str]:
         """Store the result and release dependents in one transaction; returns released ids."""

@@ -61,8 +61,8 @@ SELECT id, status, cancelled_by FROM jobs WHERE id = :id;
 -- Take the highest-priority ready job, oldest first among equals, from a queue that is
 -- open: not paused, not held after a provider's rate limit, under its concurrency and
 -- its rate; and whose concurrency key (if any) has fewer than :key_limit running.
--- Both subqueries are evaluated once per claim; with no queue rows and no keys they
--- cost next to nothing.
+-- The checks are per candidate (usually the first): a lookup of its queue's row, and
+-- a count of running jobs only for a queue with limits or a job with a key.
 UPDATE jobs
 SET status = 'running',
     attempts = attempts + 1,
@@ -78,24 +78,23 @@ WHERE id = (
     -- INDEXED BY: otherwise the planner may pick (status, created_at) and sort.
     SELECT id FROM jobs INDEXED BY jobs_claim
     WHERE status = 'pending' AND run_after <= :now
-      AND queue NOT IN (
-          SELECT name FROM queues
-          WHERE paused
-             OR held_until > :now
-             OR concurrency <= (
-                 SELECT count(*) FROM jobs AS busy
-                 WHERE busy.status = 'running' AND busy.queue = queues.name)
-             OR rate_limit <= (
-                 SELECT count(*) FROM queue_starts
-                 WHERE queue_starts.queue = queues.name
-                   AND started_at > strftime('%Y-%m-%d %H:%M:%f', :now,
-                                             '-' || rate_period_s || ' seconds'))
+      AND NOT EXISTS (
+          SELECT 1 FROM queues
+          WHERE queues.name = jobs.queue
+            AND (paused
+                 OR held_until > :now
+                 OR concurrency <= (
+                     SELECT count(*) FROM jobs AS busy
+                     WHERE busy.status = 'running' AND busy.queue = queues.name)
+                 OR rate_limit <= (
+                     SELECT count(*) FROM queue_starts
+                     WHERE queue_starts.queue = queues.name
+                       AND started_at > strftime('%Y-%m-%d %H:%M:%f', :now,
+                                                 '-' || rate_period_s || ' seconds')))
       )
-      AND (concurrency_key IS NULL OR concurrency_key NOT IN (
-          SELECT busy.concurrency_key FROM jobs AS busy
-          WHERE busy.status = 'running' AND busy.concurrency_key IS NOT NULL
-          GROUP BY busy.concurrency_key
-          HAVING count(*) >= :key_limit
+      AND (concurrency_key IS NULL OR :key_limit > (
+          SELECT count(*) FROM jobs AS busy
+          WHERE busy.status = 'running' AND busy.concurrency_key = jobs.concurrency_key
       ))
     ORDER BY priority DESC, id
     LIMIT 1
