@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from athenad.errors import (
         ApprovalRejected,
         AthenaError,
+        BudgetExceeded,
         ConfigError,
         DaemonError,
         DatabaseBusy,
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 _EXPORTS = {
     "ApprovalRejected": "athenad.errors",
     "AthenaError": "athenad.errors",
+    "BudgetExceeded": "athenad.errors",
     "ConfigError": "athenad.errors",
     "DaemonError": "athenad.errors",
     "DatabaseBusy": "athenad.errors",
@@ -74,6 +76,7 @@ _EXPORTS = {
 __all__ = [
     "ApprovalRejected",
     "AthenaError",
+    "BudgetExceeded",
     "BaseAgent",
     "CheckpointStore",
     "ClaimedJob",

@@ -103,6 +103,7 @@ class TaskOrchestrator:
         unique_key: str | None = None,
         concurrency_key: str | None = None,
         approval_timeout: float | str | None = None,
+        budget_usd: float | None = None,
         max_attempts: int = 1,
         timeout: float | None = None,
         session_id: str | None = None,
@@ -128,6 +129,7 @@ class TaskOrchestrator:
                     "approval_timeout_s": None
                     if approval_timeout is None
                     else parse_duration(approval_timeout, "approval_timeout"),
+                    "budget_usd": budget_usd,
                     "max_attempts": max_attempts,
                     "timeout_s": timeout,
                     "session_id": session_id,

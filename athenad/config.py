@@ -113,6 +113,7 @@ class DaemonConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             parse_size(value)
 
 
+CLI_AGENT_FORMATS = ("claude-stream-json", "codex-json", "text")
 QUEUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 
 
@@ -188,6 +189,53 @@ class RetentionConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         )
 
 
+class PriceConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """``[llm.prices."MODEL"]``: USD per million tokens."""
+
+    input: Annotated[float, Meta(ge=0)] = 0.0
+    output: Annotated[float, Meta(ge=0)] = 0.0
+
+
+class LlmConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """``[llm]``: the OpenAI-compatible endpoint the built-in ``llm`` agent talks to.
+
+    The key itself is never in the file: ``api_key_env`` names the environment variable
+    that holds it.
+    """
+
+    base_url: str = "https://api.openai.com/v1"
+    api_key_env: str = "OPENAI_API_KEY"
+    model: str = ""
+    timeout: Annotated[float, Meta(gt=0, le=3600)] = 120.0
+    max_turns: Annotated[int, Meta(ge=1, le=1000)] = 10
+    prices: dict[str, PriceConfig] = msgspec.field(default_factory=dict)
+
+    def cost(self, model: str, tokens_in: int, tokens_out: int) -> float | None:
+        """USD for the tokens by the price table; None when the model has no price."""
+        price = self.prices.get(model)
+        if price is None:
+            return None
+        return (tokens_in * price.input + tokens_out * price.output) / 1_000_000
+
+
+class CliAgentConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """``[cli_agents.NAME]``: an external agent command line, as a template.
+
+    ``command`` is a list of arguments; ``{prompt}``, ``{cwd}`` and ``{model}`` in them
+    are replaced from the job's payload. ``format`` says how its output reads:
+    ``claude-stream-json``, ``codex-json`` or ``text``.
+    """
+
+    command: list[str]
+    format: str = "claude-stream-json"
+
+
+class BudgetsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """``[budgets]``: spending limits for the whole home (USD; None: no limit)."""
+
+    daily_usd: Annotated[float, Meta(gt=0)] | None = None
+
+
 class Config(msgspec.Struct, kw_only=True):
     daemon: DaemonConfig = msgspec.field(default_factory=DaemonConfig)
     agents: dict[str, str] = msgspec.field(default_factory=dict)
@@ -195,6 +243,10 @@ class Config(msgspec.Struct, kw_only=True):
     limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
     schedules: dict[str, ScheduleConfig] = msgspec.field(default_factory=dict)
     retention: RetentionConfig = msgspec.field(default_factory=RetentionConfig)
+    llm: LlmConfig = msgspec.field(default_factory=LlmConfig)
+    tools: dict[str, str] = msgspec.field(default_factory=dict)
+    cli_agents: dict[str, CliAgentConfig] = msgspec.field(default_factory=dict)
+    budgets: BudgetsConfig = msgspec.field(default_factory=BudgetsConfig)
 
 
 ENV_PREFIX = "ATHENA_"
@@ -257,6 +309,22 @@ def _check_sections(config: Config) -> None:
             parse_rate(queue.rate, f"[queues.{name}] rate")
     config.retention.ages()
     config.retention.session_age()
+    for name, target in config.tools.items():
+        if ":" not in target:
+            raise ConfigError(f'[tools] {name!r} must be "module:function", not {target!r}.')
+    if config.llm.api_key_env and not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", config.llm.api_key_env):
+        raise ConfigError(
+            f"[llm] api_key_env {config.llm.api_key_env!r} must name an environment variable "
+            "(the key itself never goes in athena.toml)."
+        )
+    for name, agent in config.cli_agents.items():
+        if agent.format not in CLI_AGENT_FORMATS:
+            raise ConfigError(
+                f"[cli_agents.{name}] format {agent.format!r} is not one of "
+                f"{', '.join(CLI_AGENT_FORMATS)}."
+            )
+        if not agent.command:
+            raise ConfigError(f"[cli_agents.{name}] command must name a program.")
     for name, schedule in config.schedules.items():
         check_queue_name(name, "[schedules] section")
         check_queue_name(schedule.queue, f"[schedules.{name}] queue")

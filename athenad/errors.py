@@ -87,6 +87,10 @@ class StepFailed(AthenaError):
         self.error = error
 
 
+class BudgetExceeded(AthenaError):
+    """A budget is spent: no further model call is made."""
+
+
 class WaitTimeout(AthenaError, TimeoutError):
     """Timed out waiting for jobs to finish."""
 

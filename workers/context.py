@@ -14,10 +14,12 @@ from workers.approval import Approval, answer_or_park, given_answer
 from workers.interrupts import Cancelled, JobLost, ShuttingDown
 
 if TYPE_CHECKING:
+    from athenad.config import Config
     from athenad.paths import Home
     from athenad.storage.contract import CheckpointStore, SessionStore
     from athenad.store.jobspec import ClaimedJob
     from athenad.store.steps import StepStore
+    from athenad.store.usage import UsageStore
     from workers.job_log import JobLogger, JobLogWriter
     from workers.steps import DurableSteps
 
@@ -47,6 +49,12 @@ class JobHost(Protocol):
 
     @property
     def step_store(self) -> StepStore: ...
+
+    @property
+    def usage_store(self) -> UsageStore: ...
+
+    @property
+    def config(self) -> Config: ...
 
     def track_process_group(self, pgid: int) -> None: ...
 
@@ -110,6 +118,29 @@ class JobContext:
     def stopping(self) -> bool:
         """True when the worker is shutting down; a checkpointing agent should save and stop."""
         return self._worker.stopping
+
+    # ---- model usage ------------------------------------------------------------------
+
+    def record_usage(
+        self, model: str, tokens_in: int, tokens_out: int, cost_usd: float | None = None
+    ) -> float:
+        """Add a model call's tokens (and cost) to the job; returns the cost recorded.
+
+        Without ``cost_usd`` the cost comes from ``[llm.prices."MODEL"]`` in athena.toml
+        (0 for a model with no price there). Shown by ``athenactl show`` and ``stats``.
+        """
+        if cost_usd is None:
+            cost_usd = self._worker.config.llm.cost(model, tokens_in, tokens_out) or 0.0
+        self._worker.usage_store.record(self.job_id, model, tokens_in, tokens_out, cost_usd)
+        return cost_usd
+
+    def check_budget(self) -> None:
+        """Raise :class:`~athenad.BudgetExceeded` when the job's ``--budget-usd`` or the
+        home's ``[budgets] daily_usd`` is spent; call it before each paid call."""
+        from athenad.store.usage import check_budget
+
+        daily = self._worker.config.budgets.daily_usd
+        check_budget(self._worker.usage_store, self.job_id, daily, time.time())
 
     # ---- durable steps ----------------------------------------------------------------
 

@@ -28,6 +28,7 @@ from athenad.daemon.status import WorkerHeartbeat, child_groups_path, heartbeat_
 from athenad.errors import (
     ApprovalRejected,
     AthenaError,
+    BudgetExceeded,
     DatabaseBusy,
     InvalidInput,
     RateLimited,
@@ -40,6 +41,7 @@ from athenad.storage.contract import CheckpointStore, SessionStore
 from athenad.store.backend import POSTGRES, backend_of, open_store
 from athenad.store.jobspec import ClaimedJob, timed_out_message
 from athenad.store.steps import StepStore
+from athenad.store.usage import UsageStore
 from athenad.util.fsutil import atomic_write
 from athenad.util.timefmt import utc_now_text
 from athenad.util.wake import (
@@ -142,6 +144,7 @@ class Worker:
         self._sessions: SessionStore | None = None
         self._job_log: JobLogWriter | None = None
         self._step_store: StepStore | None = None
+        self._usage_store: UsageStore | None = None
         self._heartbeat_written: tuple | None = None
         self.child_groups: set[int] = set()
         self._main_thread = threading.get_ident()  # made in the main thread
@@ -199,6 +202,15 @@ class Worker:
             self._open_stores()
         assert self._sessions is not None
         return self._sessions
+
+    @property
+    def usage_store(self) -> UsageStore:
+        """Tokens and cost of jobs, on the queue's connection."""
+        if self._usage_store is None:
+            from athenad.store.usage import usage_store
+
+            self._usage_store = usage_store(self.queue)
+        return self._usage_store
 
     @property
     def step_store(self) -> StepStore:
@@ -379,7 +391,8 @@ class Worker:
             return "waiting", exc
         except StepsChanged as exc:
             return "unrunnable", exc.message
-        except ApprovalRejected as exc:
+        except (ApprovalRejected, BudgetExceeded) as exc:
+            # Final: a retry would meet the same answer (or the same spent budget).
             return "rejected", exc.message
         except Cancelled:
             return "cancelled", None

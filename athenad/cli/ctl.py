@@ -52,6 +52,7 @@ SHOW_KEYS = (
     "wait_reason",
     "progress",
     "progress_message",
+    "progress_at",
     "approval_question",
     "approval_decision",
     "approval_note",
@@ -75,10 +76,16 @@ SHOW_KEYS = (
     "resumed_from",
     "checkpoint_note",
     "session_id",
+    "model",
+    "tokens_in",
+    "tokens_out",
+    "cost_usd",
+    "budget_usd",
     "steps",
     "unique_key",
     "concurrency_key",
     "timeout_s",
+    "log_seq",
     "log_dropped",
     "traceback",
 )
@@ -106,6 +113,10 @@ LAZY_COMMANDS = {
     "failed": (
         "athenad.cli.analytics_cmd:failed_command",
         "Failed jobs, newest first: error, attempts, when. `show ID` prints a traceback.",
+    ),
+    "logs": (
+        "athenad.cli.logs_cmd:logs_command",
+        "Print the log lines of job JOB: its agent's ctx.log lines and the worker's.",
     ),
     "metrics": (
         "athenad.cli.analytics_cmd:metrics_command",
@@ -239,6 +250,12 @@ def _finite_float(text: str) -> float:
     "--concurrency-key", default=None, metavar="KEY", help="Limit running jobs sharing KEY."
 )
 @click.option(
+    "--budget-usd",
+    type=FiniteFloat(min=0, min_open=True, max=1e12),
+    default=None,
+    help="Model calls of this job stop once it spent this much (USD).",
+)
+@click.option(
     "--approval-timeout",
     default=None,
     metavar="DURATION",
@@ -268,6 +285,7 @@ def submit(
     unique_key: str | None,
     concurrency_key: str | None,
     approval_timeout: str | None,
+    budget_usd: float | None,
     timeout: float | None,
     session_id: str | None,
     wait_for: bool,
@@ -301,6 +319,7 @@ def submit(
         "run_at": run_at,
         "unique_key": unique_key,
         "concurrency_key": concurrency_key,
+        "budget_usd": budget_usd,
         "approval_timeout_s": (
             parse_duration(approval_timeout, "--approval-timeout") if approval_timeout else None
         ),
@@ -409,8 +428,10 @@ def show(job_id: str, as_json: bool, home: str | None) -> None:
             or (key == "log_dropped" and not value)
         ):
             continue
-        if key == "steps" and not value:
+        if key in ("steps", "tokens_in", "tokens_out", "cost_usd", "log_seq") and not value:
             continue
+        if key == "progress":
+            value = f"{value:.0%}"
         if (
             key == "run_after"
             and job["status"] not in ("scheduled", "waiting")

@@ -38,6 +38,7 @@ class JobSpec(msgspec.Struct, kw_only=True):
     unique_key: str | None = None
     concurrency_key: str | None = None
     approval_timeout_s: float | None = None
+    budget_usd: float | None = None
 
 
 class Submitted(msgspec.Struct, frozen=True):
@@ -129,6 +130,14 @@ def spec_from(item: JobSpec | Mapping[str, Any]) -> JobSpec:
     return JobSpec(**fields)
 
 
+def check_budget_usd(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1e12:
+        raise InvalidInput(f"budget_usd {value!r} must be a positive number of US dollars.")
+    return float(value)
+
+
 def check_key(name: str, value: Any) -> str | None:
     """A unique or concurrency key: None, or text of 1 to 200 characters."""
     if value is None:
@@ -184,6 +193,7 @@ def checked_fields(spec: JobSpec, index: int) -> dict[str, Any]:
         "approval_timeout_s": check_seconds(
             "approval_timeout", spec.approval_timeout_s, allow_none=True
         ),
+        "budget_usd": check_budget_usd(spec.budget_usd),
     }
 
 

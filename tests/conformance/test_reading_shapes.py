@@ -17,7 +17,8 @@ JOB_KEYS = {
     "queue", "unique_key", "concurrency_key", "wait_reason", "approval_question",
     "approval_data", "approval_decision", "approval_note", "approval_deadline",
     "approval_timeout_s", "progress", "progress_message", "progress_at", "log_seq",
-    "log_bytes", "log_dropped", "wait_event_key",
+    "log_bytes", "log_dropped", "wait_event_key", "model", "tokens_in", "tokens_out",
+    "cost_usd", "budget_usd",
 }  # fmt: skip
 RUNNING_KEYS = {
     "id", "fence", "worker_id", "worker_pid", "run_started_at", "lease_expires_at",

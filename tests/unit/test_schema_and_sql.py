@@ -9,6 +9,7 @@ import apsw
 import pytest
 
 from athenad.store.sqlite.migrations import (
+    _announce_schema_rewrite,
     available_migrations,
     current_version,
     latest_version,
@@ -48,6 +49,15 @@ def test_migrations_build_exactly_the_schema(tmp_path):
     assert schema_of(migrated) == schema_of(fresh)
 
 
+def apply_migration(conn: apsw.Connection, number: int, sql: str) -> None:
+    """One migration as the runner applies it (it also bumps schema_version after a
+    migration that rewrites CREATE text, so later ALTERs see the new text)."""
+    conn.execute(sql)
+    if "writable_schema" in sql:
+        _announce_schema_rewrite(conn)
+    conn.execute(f"PRAGMA user_version = {number}")
+
+
 OLD_JOB = """
 INSERT INTO jobs (id, type, agent_type, status, created_at, run_after, duration_ms)
 VALUES ('j1', 'plan', 'plan', 'completed', '2026-01-01 00:00:00.000',
@@ -59,8 +69,7 @@ VALUES ('j1', 'plan', 'plan', 'completed', '2026-01-01 00:00:00.000',
 def test_every_earlier_version_upgrades_to_the_schema_keeping_its_jobs(tmp_path, version):
     old = apsw.Connection(str(tmp_path / "old.db"))
     for number, _name, sql in available_migrations()[:version]:
-        old.execute(sql)
-        old.execute(f"PRAGMA user_version = {number}")
+        apply_migration(old, number, sql)
     old.execute(OLD_JOB)
     old.close()
     upgraded = open_database(tmp_path / "old.db")
@@ -70,6 +79,7 @@ def test_every_earlier_version_upgrades_to_the_schema_keeping_its_jobs(tmp_path,
     assert schema_of(upgraded) == schema_of(fresh)
     job = upgraded.execute("SELECT status, duration_ms FROM jobs WHERE id = 'j1'").fetchall()
     assert job == [("completed", 250)]
+    assert upgraded.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
 
 
 def test_connection_pragmas(tmp_path):
@@ -176,8 +186,7 @@ def test_seed_sql_runs_unchanged_in_the_sqlite3_shell(seeded):
 def test_an_upgraded_database_takes_the_new_statuses(tmp_path):
     old = apsw.Connection(str(tmp_path / "old.db"))
     for number, _name, sql in available_migrations()[:6]:
-        old.execute(sql)
-        old.execute(f"PRAGMA user_version = {number}")
+        apply_migration(old, number, sql)
     old.execute(OLD_JOB)
     reader = apsw.Connection(str(tmp_path / "old.db"))  # open across the upgrade
     reader.execute("SELECT count(*) FROM jobs").fetchall()

@@ -33,14 +33,15 @@ INSERT INTO schema_migrations (version, name) VALUES (%(version)s, %(name)s);
 INSERT INTO jobs (
     id, type, agent_type, payload, status, priority, parent_job_id, pending_parents,
     created_at, run_after, max_attempts, backoff_s, timeout_s, session_id,
-    cancelled_by, error, completed_at, queue, unique_key, concurrency_key, approval_timeout_s
+    cancelled_by, error, completed_at, queue, unique_key, concurrency_key, approval_timeout_s,
+    budget_usd
 ) VALUES (
     %(id)s, %(type)s, %(agent_type)s, %(payload)s, %(status)s, %(priority)s,
     %(parent_job_id)s, %(pending_parents)s,
     now(), coalesce(%(run_at)s, now()), %(max_attempts)s, %(backoff_s)s,
     %(timeout_s)s, %(session_id)s,
     %(cancelled_by)s, %(error)s, CASE WHEN %(status)s = 'cancelled' THEN now() END,
-    %(queue)s, %(unique_key)s, %(concurrency_key)s, %(approval_timeout_s)s
+    %(queue)s, %(unique_key)s, %(concurrency_key)s, %(approval_timeout_s)s, %(budget_usd)s
 )
 ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL
   AND status IN ('scheduled', 'blocked', 'pending', 'running', 'awaiting_approval', 'waiting')

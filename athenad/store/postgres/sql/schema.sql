@@ -55,7 +55,12 @@ CREATE TABLE jobs (
     log_seq              bigint NOT NULL DEFAULT 0,
     log_bytes            bigint NOT NULL DEFAULT 0,
     log_dropped          bigint NOT NULL DEFAULT 0,
-    wait_event_key       text
+    wait_event_key       text,
+    model                text,
+    tokens_in            bigint NOT NULL DEFAULT 0,
+    tokens_out           bigint NOT NULL DEFAULT 0,
+    cost_usd             double precision NOT NULL DEFAULT 0,
+    budget_usd           double precision
 );
 
 -- The claim: ready jobs by priority, then age (ids sort by creation). Partial, so its
@@ -238,3 +243,16 @@ CREATE TABLE job_events (
     taken_by bigint,
     PRIMARY KEY (job_id, seq)
 );
+
+CREATE TABLE job_usage (
+    job_id     text COLLATE "C" NOT NULL,
+    agent_type text NOT NULL,
+    at         timestamptz NOT NULL DEFAULT now(),
+    model      text NOT NULL,
+    tokens_in  bigint NOT NULL,
+    tokens_out bigint NOT NULL,
+    cost_usd   double precision NOT NULL
+);
+
+CREATE INDEX job_usage_at ON job_usage (at);
+CREATE INDEX job_usage_job ON job_usage (job_id);

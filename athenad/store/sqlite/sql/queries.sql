@@ -7,12 +7,13 @@
 INSERT INTO jobs (
     id, type, agent_type, payload, status, priority, parent_job_id, pending_parents,
     created_at, run_after, max_attempts, backoff_s, timeout_s, session_id,
-    cancelled_by, error, completed_at, queue, unique_key, concurrency_key, approval_timeout_s
+    cancelled_by, error, completed_at, queue, unique_key, concurrency_key, approval_timeout_s,
+    budget_usd
 ) VALUES (
     :id, :type, :agent_type, :payload, :status, :priority, :parent_job_id, :pending_parents,
     :now, :run_after, :max_attempts, :backoff_s, :timeout_s, :session_id,
     :cancelled_by, :error, :completed_at, :queue, :unique_key, :concurrency_key,
-    :approval_timeout_s
+    :approval_timeout_s, :budget_usd
 );
 
 -- name: live_job_with_key

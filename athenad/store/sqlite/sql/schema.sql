@@ -54,7 +54,12 @@ CREATE TABLE jobs (
     log_seq              INTEGER NOT NULL DEFAULT 0,
     log_bytes            INTEGER NOT NULL DEFAULT 0,
     log_dropped          INTEGER NOT NULL DEFAULT 0,
-    wait_event_key       TEXT
+    wait_event_key       TEXT,
+    model                TEXT,
+    tokens_in            INTEGER NOT NULL DEFAULT 0,
+    tokens_out           INTEGER NOT NULL DEFAULT 0,
+    cost_usd             REAL NOT NULL DEFAULT 0,
+    budget_usd           REAL
 );
 
 -- The claim: ready jobs by priority, then age (ids sort by creation).
@@ -189,3 +194,16 @@ CREATE TABLE job_events (
     taken_by    INTEGER,
     PRIMARY KEY (job_id, seq)
 ) WITHOUT ROWID;
+
+CREATE TABLE job_usage (
+    job_id     TEXT NOT NULL,
+    agent_type TEXT NOT NULL,
+    at         TEXT NOT NULL,
+    model      TEXT NOT NULL,
+    tokens_in  INTEGER NOT NULL,
+    tokens_out INTEGER NOT NULL,
+    cost_usd   REAL NOT NULL
+);
+
+CREATE INDEX job_usage_at ON job_usage (at);
+CREATE INDEX job_usage_job ON job_usage (job_id);

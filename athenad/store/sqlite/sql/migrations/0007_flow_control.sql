@@ -30,7 +30,7 @@ SET sql = replace(sql,
     'CHECK (status IN (''blocked'', ''pending'', ''running'', ''completed'', ''failed'', ''cancelled''))',
     'CHECK (status IN (''blocked'', ''pending'', ''running'', ''completed'', ''failed'', ''cancelled'', ''scheduled'', ''awaiting_approval''))')
 WHERE type = 'table' AND name = 'jobs';
-PRAGMA writable_schema = OFF;
+PRAGMA writable_schema = RESET;  -- OFF, and re-read the schema: later ALTERs see the new text
 
 CREATE INDEX jobs_scheduled ON jobs (run_after) WHERE status = 'scheduled';
 CREATE UNIQUE INDEX jobs_unique_key ON jobs (unique_key)

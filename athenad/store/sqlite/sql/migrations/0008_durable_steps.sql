@@ -10,7 +10,7 @@ UPDATE sqlite_schema
 SET sql = replace(sql, '''scheduled'', ''awaiting_approval''))',
                   '''scheduled'', ''awaiting_approval'', ''waiting''))')
 WHERE type = 'table' AND name = 'jobs';
-PRAGMA writable_schema = OFF;
+PRAGMA writable_schema = RESET;  -- OFF, and re-read the schema: later ALTERs see the new text
 
 CREATE INDEX jobs_waiting ON jobs (run_after) WHERE status = 'waiting';
 
