@@ -143,6 +143,10 @@ LAZY_COMMANDS = {
         "Jobs, outcomes and durations per agent type; the queue; throughput.",
     ),
     # `athenad status`, the very command.
+    "prune": (
+        "athenad.cli.prune_cmd:prune_command",
+        "Delete old finished jobs and checkpoints, and idle sessions.",
+    ),
     "queue": (
         "athenad.cli.queue_cmd:queue_group",
         "Named queues: list them with their counts and limits, pause, resume, set limits.",
