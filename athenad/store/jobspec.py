@@ -222,6 +222,14 @@ def resolve_parents(
     return parents
 
 
+def unique_key_taken(job_id: str, key: str, holder: str) -> str:
+    """Why a job cannot run again while another holds its unique key."""
+    return (
+        f"job {job_id} has unique key {key!r}, which job {holder} holds while it is "
+        "unfinished; retry it once that job has finished."
+    )
+
+
 def timed_out_message(seconds: float | None) -> str:
     """The error of a job stopped by its timeout."""
     return "timed out" if seconds is None else f"timed out after {seconds:g} s"

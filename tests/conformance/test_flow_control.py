@@ -246,3 +246,13 @@ def test_cancelling_a_job_awaiting_approval(store):
     store.park_for_approval(job.id, job.fence, "ok?", timeout_s=60)
     assert store.cancel(job_id) == "cancelled"
     assert store.get(job_id)["status"] == "cancelled"
+
+
+def test_a_retry_waits_while_another_job_holds_its_unique_key(store):
+    first = store.submit("echo", unique_key="nightly")
+    store.cancel(first)
+    second = store.submit("echo", unique_key="nightly")
+    with pytest.raises(InvalidTransition, match=f"which job {second} holds"):
+        store.retry(first)
+    store.cancel(second)
+    assert store.retry(first) == "pending"

@@ -44,6 +44,7 @@ from athenad.store.jobspec import (
     spec_from,
     start_time,
     timed_out_message,
+    unique_key_taken,
 )
 from athenad.store.postgres.connection import DEFAULT_SCHEMA, check_schema, open_pool
 from athenad.store.postgres.migrations import migrate
@@ -642,6 +643,9 @@ class PostgresJobQueue:
     def _requeue(self, conn: psycopg.Connection[Any], job_id: str) -> str:
         (unfinished,) = self._one(conn, "unfinished_parent_count", {"id": job_id})
         status = "blocked" if unfinished else "pending"
+        holder = self._one(conn, "unique_key_holder", {"id": job_id})
+        if holder is not None:
+            raise InvalidTransition(unique_key_taken(job_id, holder[1], holder[0]))
         conn.execute(Q["keep_finished_outcome"], {"id": job_id})
         conn.execute(Q["forget_failed_steps"], {"id": job_id})
         conn.execute(

@@ -40,6 +40,7 @@ from athenad.store.jobspec import (
     spec_from,
     start_time,
     timed_out_message,
+    unique_key_taken,
 )
 from athenad.store.queues import QueueLimits, queue_rows
 from athenad.store.sqlite import connection as dbmod
@@ -634,6 +635,9 @@ class JobQueue:
             0
         ]
         status = "blocked" if unfinished else "pending"
+        holder = self._one("unique_key_holder", {"id": job_id})
+        if holder is not None:
+            raise InvalidTransition(unique_key_taken(job_id, holder[1], holder[0]))
         self.conn.execute(Q["keep_finished_outcome"], {"id": job_id})
         self.conn.execute(Q["forget_failed_steps"], {"id": job_id})
         self.conn.execute(

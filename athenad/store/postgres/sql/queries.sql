@@ -53,6 +53,13 @@ SELECT id FROM jobs
 WHERE unique_key = %(key)s
   AND status IN ('scheduled', 'blocked', 'pending', 'running', 'awaiting_approval', 'waiting');
 
+-- name: unique_key_holder
+-- Another live job holding the unique key of job :id, if any (a retry must wait).
+SELECT other.id, other.unique_key FROM jobs AS job
+JOIN jobs AS other ON other.unique_key = job.unique_key AND other.id != job.id
+WHERE job.id = %(id)s
+  AND other.status IN ('scheduled', 'blocked', 'pending', 'running', 'awaiting_approval', 'waiting');
+
 -- name: queue_priority
 SELECT priority FROM queues WHERE name = %(queue)s;
 
