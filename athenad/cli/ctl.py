@@ -142,7 +142,6 @@ LAZY_COMMANDS = {
         "athenad.cli.analytics_cmd:stats_command",
         "Jobs, outcomes and durations per agent type; the queue; throughput.",
     ),
-    # `athenad status`, the very command.
     "prune": (
         "athenad.cli.prune_cmd:prune_command",
         "Delete old finished jobs and checkpoints, and idle sessions.",
@@ -151,6 +150,7 @@ LAZY_COMMANDS = {
         "athenad.cli.queue_cmd:queue_group",
         "Named queues: list them with their counts and limits, pause, resume, set limits.",
     ),
+    # `athenad status`, the very command.
     "status": (
         "athenad.cli.daemon:status",
         "Show the supervisor, its workers (memory, CPU, current job) and the queue.",
