@@ -75,8 +75,19 @@ class DurableSteps:
 
     @property
     def recorded(self) -> list[StepRecord]:
+        """The job's recorded steps, up to the first whose result does not verify (that
+        one and those after it run again, as if never recorded)."""
         if self._recorded is None:
-            self._recorded = self.store.load(self.job.id)
+            records = self.store.load(self.job.id)
+            for index, record in enumerate(records):
+                if not record.verified():
+                    try:
+                        self.store.forget_from(self.job.id, self.job.fence, index)
+                    except StaleFence:
+                        raise JobLost("another worker holds the job now") from None
+                    del records[index:]
+                    break
+            self._recorded = records
         return self._recorded
 
     def _write(self, step: StepRecord) -> None:

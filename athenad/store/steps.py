@@ -17,7 +17,10 @@ from typing import Any, Protocol
 import msgspec
 
 STEP_STATUSES = ("completed", "failed", "sleeping", "waiting")
-# A step's result is stored with the step; a larger one fails the step with a clear error.
+# A result up to this size is stored in its step's row, a larger one in job_step_results;
+# one larger than MAX_RESULT_BYTES fails the step with a clear error. Every result has a
+# sha256: one that does not verify is not replayed (the step runs again).
+INLINE_RESULT_BYTES = 64 * 1024
 MAX_RESULT_BYTES = 16 * 1024 * 1024
 MAX_KEY_CHARS = 200
 
@@ -37,6 +40,11 @@ class StepRecord(msgspec.Struct, kw_only=True):
     started_at: float = 0.0
     duration_ms: int | None = None
     size: int = 0
+    sha256: str | None = None
+
+    def verified(self) -> bool:
+        """Whether the stored result is the one recorded (always, without a result)."""
+        return self.result is None or self.sha256 == checksum(self.result)
 
 
 class Event(msgspec.Struct, frozen=True):
@@ -87,6 +95,23 @@ class StepStore(Protocol):
     def steps(self, job_id: str) -> list[dict[str, Any]]:
         """The job's steps for people: name, sequence, status, tries, timings, size."""
         ...
+
+
+def checksum(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def result_params(step: StepRecord) -> dict[str, Any]:
+    """Where a step's result goes: inline in its row, or (large) in job_step_results."""
+    result = step.result
+    large = result is not None and len(result) > INLINE_RESULT_BYTES
+    return {
+        "inline_result": None if large else result,
+        "large_result": result if large else None,
+        "sha256": None if result is None else checksum(result),
+    }
 
 
 def with_result(step: StepRecord, result: str) -> StepRecord:

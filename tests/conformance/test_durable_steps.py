@@ -196,3 +196,41 @@ def test_events_for_unknown_or_finished_jobs_are_refused(store):
         events.send_event(job_id, "", None)
     with pytest.raises(JobNotFound):
         events.steps("nope")
+
+
+def run_sql(store, sql: str, params: dict) -> None:
+    """A raw statement on the store's database (to damage a record on purpose)."""
+    if hasattr(store, "conn"):
+        store.conn.execute(sql.replace("%(", ":").replace(")s", ""), params)
+    else:
+        with store.pool.connection() as conn:
+            conn.execute(sql, params)
+
+
+def test_a_large_result_is_kept_aside_and_replayed_whole(store):
+    store.submit("agent")
+    job, steps = run_of(store)
+    big = "x" * 200_000
+    assert steps.run("big", lambda: {"text": big}, (), {}) == {"text": big}
+    assert step_store(store).steps(job.id)[0]["result_bytes"] > 200_000
+    store.rescue(job.id, job.fence, reason="worker died")
+    _job, again = run_of(store)
+    assert again.run("big", lambda: {"text": "other"}, (), {}) == {"text": big}
+
+
+def test_a_result_that_does_not_verify_is_not_replayed(store):
+    store.submit("agent")
+    job, steps = run_of(store)
+    steps.run("one", lambda: "first", (), {})
+    steps.run("two", lambda: "second", (), {})
+    run_sql(
+        store,
+        "UPDATE job_steps SET result = %(bad)s WHERE job_id = %(id)s AND seq = 0",
+        {"bad": '"tampered"', "id": job.id},
+    )
+    store.rescue(job.id, job.fence, reason="worker died")
+    _job, again = run_of(store)
+    calls = []
+    assert again.run("one", lambda: calls.append(1) or "fresh", (), {}) == "fresh"
+    assert again.run("two", lambda: calls.append(2) or "fresh two", (), {}) == "fresh two"
+    assert calls == [1, 2]

@@ -17,7 +17,14 @@ from athenad.store.jobspec import decode_json, encode_json
 from athenad.store.named_sql import load_queries
 from athenad.store.postgres.queries import SQL_DIR
 from athenad.store.postgres.queue import PostgresJobQueue
-from athenad.store.steps import Event, StepRecord, check_event_key, step_dict, with_result
+from athenad.store.steps import (
+    Event,
+    StepRecord,
+    check_event_key,
+    result_params,
+    step_dict,
+    with_result,
+)
 
 Q = load_queries(SQL_DIR / "steps.sql")
 NEVER = dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.UTC)
@@ -60,9 +67,10 @@ class PostgresStepStore:
                 started_at=_epoch(started_at) or 0.0,
                 duration_ms=duration_ms,
                 size=size,
+                sha256=sha256,
             )
             for (seq, name, status, attempt, tries, result, error, error_type, wake_at,
-                 started_at, duration_ms, size) in rows
+                 started_at, duration_ms, size, sha256) in rows
         ]  # fmt: skip
 
     @staticmethod
@@ -81,17 +89,30 @@ class PostgresStepStore:
             "started_at": _when(step.started_at or time.time()),
             "duration_ms": step.duration_ms,
             "size": step.size,
+            **result_params(step),
         }
+
+    @classmethod
+    def _write_step(cls, conn: psycopg.Connection[Any], job_id: str, step: StepRecord) -> None:
+        """Inside a transaction: the step's row, and its large result if any."""
+        params = cls._params(job_id, step)
+        conn.execute(Q["record_step"], params)
+        if params["large_result"] is not None:
+            body = {"id": job_id, "seq": step.seq, "body": params["large_result"]}
+            conn.execute(Q["record_large_result"], body)
+        else:
+            conn.execute(Q["forget_large_result"], {"id": job_id, "seq": step.seq})
 
     def record(self, job_id: str, fence: int, step: StepRecord) -> None:
         with self.queue._tx() as conn:
             self._hold(conn, job_id, fence)
-            conn.execute(Q["record_step"], self._params(job_id, step))
+            self._write_step(conn, job_id, step)
 
     def forget_from(self, job_id: str, fence: int, seq: int) -> None:
         with self.queue._tx() as conn:
             self._hold(conn, job_id, fence)
             conn.execute(Q["forget_steps_from"], {"id": job_id, "seq": seq})
+            conn.execute(Q["forget_results_from"], {"id": job_id, "seq": seq})
 
     def park_until(self, job_id: str, fence: int, wake_at: float) -> None:
         params = {"id": job_id, "fence": fence, "wake_at": _when(wake_at)}
@@ -107,7 +128,7 @@ class PostgresStepStore:
                 return None
             seq, payload = row
             conn.execute(Q["take_event"], {"id": job_id, "seq": seq, "step": step.seq})
-            conn.execute(Q["record_step"], self._params(job_id, with_result(step, payload)))
+            self._write_step(conn, job_id, with_result(step, payload))
         return Event(key=key, payload=decode_json(payload))
 
     def park_for_event(self, job_id: str, fence: int, key: str, deadline: float | None) -> bool:

@@ -11,7 +11,14 @@ from athenad.store.named_sql import load_queries
 from athenad.store.sqlite.connection import write_transaction
 from athenad.store.sqlite.queries import SQL_DIR
 from athenad.store.sqlite.queue import JobQueue
-from athenad.store.steps import Event, StepRecord, check_event_key, step_dict, with_result
+from athenad.store.steps import (
+    Event,
+    StepRecord,
+    check_event_key,
+    result_params,
+    step_dict,
+    with_result,
+)
 from athenad.util.timefmt import format_epoch, parse_ts, utc_now_text
 from athenad.util.wake import wake_idle
 
@@ -52,9 +59,10 @@ class SqliteStepStore:
                 started_at=_epoch(started_at) or 0.0,
                 duration_ms=duration_ms,
                 size=size,
+                sha256=sha256,
             )
             for (seq, name, status, attempt, tries, result, error, error_type, wake_at,
-                 started_at, duration_ms, size) in rows
+                 started_at, duration_ms, size, sha256) in rows
         ]  # fmt: skip
 
     def _params(self, job_id: str, step: StepRecord) -> dict[str, Any]:
@@ -72,17 +80,29 @@ class SqliteStepStore:
             "started_at": format_epoch(step.started_at or time.time()),
             "duration_ms": step.duration_ms,
             "size": step.size,
+            **result_params(step),
         }
+
+    def _write_step(self, job_id: str, step: StepRecord) -> None:
+        """Inside a write transaction: the step's row, and its large result if any."""
+        params = self._params(job_id, step)
+        self.conn.execute(Q["record_step"], params)
+        if params["large_result"] is not None:
+            body = {"id": job_id, "seq": step.seq, "body": params["large_result"]}
+            self.conn.execute(Q["record_large_result"], body)
+        else:
+            self.conn.execute(Q["forget_large_result"], {"id": job_id, "seq": step.seq})
 
     def record(self, job_id: str, fence: int, step: StepRecord) -> None:
         with write_transaction(self.conn):
             self._hold(job_id, fence)
-            self.conn.execute(Q["record_step"], self._params(job_id, step))
+            self._write_step(job_id, step)
 
     def forget_from(self, job_id: str, fence: int, seq: int) -> None:
         with write_transaction(self.conn):
             self._hold(job_id, fence)
             self.conn.execute(Q["forget_steps_from"], {"id": job_id, "seq": seq})
+            self.conn.execute(Q["forget_results_from"], {"id": job_id, "seq": seq})
 
     def park_until(self, job_id: str, fence: int, wake_at: float) -> None:
         params = {"id": job_id, "fence": fence, "wake_at": format_epoch(wake_at)}
@@ -99,8 +119,7 @@ class SqliteStepStore:
                 return None
             seq, payload = rows[0]
             self.conn.execute(Q["take_event"], {"id": job_id, "seq": seq, "step": step.seq})
-            done = with_result(step, payload)
-            self.conn.execute(Q["record_step"], self._params(job_id, done))
+            self._write_step(job_id, with_result(step, payload))
         return Event(key=key, payload=decode_json(payload))
 
     def park_for_event(self, job_id: str, fence: int, key: str, deadline: float | None) -> bool:

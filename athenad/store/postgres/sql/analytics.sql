@@ -137,3 +137,74 @@ WHERE created_at BETWEEN (%(start)s::timestamp AT TIME ZONE 'UTC')
                      AND (%(end)s::timestamp AT TIME ZONE 'UTC')
 GROUP BY type, status
 ORDER BY count DESC;
+
+-- ===== model usage (job_usage): by when the tokens were spent, kept past pruning =====
+
+-- name: analytics_has_usage
+-- Whether the schema has job_usage: a schema older than it is read as it stands.
+SELECT to_regclass('job_usage') IS NOT NULL;
+
+-- name: analytics_usage_by_agent_type
+-- Calls, tokens and USD per agent type in the window, costliest first.
+SELECT agent_type AS name,
+       count(*) AS calls,
+       sum(tokens_in)::bigint AS tokens_in,
+       sum(tokens_out)::bigint AS tokens_out,
+       coalesce(sum(cost_usd), 0)::float8 AS cost_usd
+FROM job_usage
+WHERE at > coalesce(nullif(%(since)s, '')::timestamp AT TIME ZONE 'UTC', '-infinity')
+GROUP BY agent_type
+ORDER BY cost_usd DESC, agent_type COLLATE "C";
+
+-- name: analytics_usage_by_model
+-- Calls, tokens and USD per model in the window, costliest first.
+SELECT model AS name,
+       count(*) AS calls,
+       sum(tokens_in)::bigint AS tokens_in,
+       sum(tokens_out)::bigint AS tokens_out,
+       coalesce(sum(cost_usd), 0)::float8 AS cost_usd
+FROM job_usage
+WHERE at > coalesce(nullif(%(since)s, '')::timestamp AT TIME ZONE 'UTC', '-infinity')
+GROUP BY model
+ORDER BY cost_usd DESC, model COLLATE "C";
+
+-- name: analytics_usage_trends_by_agent_type
+-- Per time bucket (the first %(width)s characters of the UTC time: 13 = hour, 10 = day)
+-- and agent type.
+SELECT left(to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), %(width)s) AS bucket,
+       agent_type AS name,
+       count(*) AS calls,
+       sum(tokens_in)::bigint AS tokens_in,
+       sum(tokens_out)::bigint AS tokens_out,
+       coalesce(sum(cost_usd), 0)::float8 AS cost_usd
+FROM job_usage
+WHERE at > coalesce(nullif(%(since)s, '')::timestamp AT TIME ZONE 'UTC', '-infinity')
+GROUP BY 1, 2
+ORDER BY 1, agent_type COLLATE "C";
+
+-- name: analytics_usage_trends_by_model
+-- Per time bucket (the first %(width)s characters of the UTC time: 13 = hour, 10 = day)
+-- and model.
+SELECT left(to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), %(width)s) AS bucket,
+       model AS name,
+       count(*) AS calls,
+       sum(tokens_in)::bigint AS tokens_in,
+       sum(tokens_out)::bigint AS tokens_out,
+       coalesce(sum(cost_usd), 0)::float8 AS cost_usd
+FROM job_usage
+WHERE at > coalesce(nullif(%(since)s, '')::timestamp AT TIME ZONE 'UTC', '-infinity')
+GROUP BY 1, 2
+ORDER BY 1, model COLLATE "C";
+
+-- name: analytics_spent_since
+-- USD spent by every job from %(since)s on (the daily budget's day starts at UTC midnight).
+SELECT coalesce(sum(cost_usd), 0)::float8 FROM job_usage
+WHERE at >= %(since)s::timestamp AT TIME ZONE 'UTC';
+
+-- name: analytics_budget_exceeded_jobs
+-- Jobs created in the window that failed because a budget was spent; the worker stores
+-- BudgetExceeded's message, which always starts so.
+SELECT count(*) FROM jobs
+WHERE status = 'failed'
+  AND created_at > coalesce(nullif(%(since)s, '')::timestamp AT TIME ZONE 'UTC', '-infinity')
+  AND left(error, 15) = 'budget exceeded';

@@ -4,27 +4,40 @@
 SELECT 1 FROM jobs WHERE id = %(id)s AND fence = %(fence)s AND status = 'running' FOR SHARE;
 
 -- name: load_steps
-SELECT seq, name, status, attempt, tries, result, error, error_type, wake_at, started_at,
-       duration_ms, size
-FROM job_steps WHERE job_id = %(id)s ORDER BY seq;
+SELECT s.seq, name, status, attempt, tries, coalesce(s.result, r.body), error, error_type,
+       wake_at, started_at, duration_ms, size, sha256
+FROM job_steps AS s
+LEFT JOIN job_step_results AS r ON r.job_id = s.job_id AND r.seq = s.seq
+WHERE s.job_id = %(id)s ORDER BY s.seq;
 
 -- name: record_step
 INSERT INTO job_steps (
     job_id, seq, name, status, attempt, tries, result, error, error_type, wake_at,
-    started_at, duration_ms, size
+    started_at, duration_ms, size, sha256
 ) VALUES (
-    %(id)s, %(seq)s, %(name)s, %(status)s, %(attempt)s, %(tries)s, %(result)s, %(error)s,
-    %(error_type)s, %(wake_at)s, %(started_at)s, %(duration_ms)s, %(size)s
+    %(id)s, %(seq)s, %(name)s, %(status)s, %(attempt)s, %(tries)s, %(inline_result)s,
+    %(error)s, %(error_type)s, %(wake_at)s, %(started_at)s, %(duration_ms)s, %(size)s,
+    %(sha256)s
 )
 ON CONFLICT (job_id, seq) DO UPDATE
 SET name = excluded.name, status = excluded.status, attempt = excluded.attempt,
     tries = excluded.tries, result = excluded.result, error = excluded.error,
     error_type = excluded.error_type, wake_at = excluded.wake_at,
     started_at = excluded.started_at, duration_ms = excluded.duration_ms,
-    size = excluded.size;
+    size = excluded.size, sha256 = excluded.sha256;
+
+-- name: record_large_result
+INSERT INTO job_step_results (job_id, seq, body) VALUES (%(id)s, %(seq)s, %(body)s)
+ON CONFLICT (job_id, seq) DO UPDATE SET body = excluded.body;
+
+-- name: forget_large_result
+DELETE FROM job_step_results WHERE job_id = %(id)s AND seq = %(seq)s;
 
 -- name: forget_steps_from
 DELETE FROM job_steps WHERE job_id = %(id)s AND seq >= %(seq)s;
+
+-- name: forget_results_from
+DELETE FROM job_step_results WHERE job_id = %(id)s AND seq >= %(seq)s;
 
 -- name: park_until
 UPDATE jobs

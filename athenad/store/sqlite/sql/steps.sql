@@ -4,21 +4,32 @@
 SELECT 1 FROM jobs WHERE id = :id AND fence = :fence AND status = 'running';
 
 -- name: load_steps
-SELECT seq, name, status, attempt, tries, result, error, error_type, wake_at, started_at,
-       duration_ms, size
-FROM job_steps WHERE job_id = :id ORDER BY seq;
+SELECT s.seq, name, status, attempt, tries, coalesce(s.result, r.body), error, error_type,
+       wake_at, started_at, duration_ms, size, sha256
+FROM job_steps AS s
+LEFT JOIN job_step_results AS r ON r.job_id = s.job_id AND r.seq = s.seq
+WHERE s.job_id = :id ORDER BY s.seq;
 
 -- name: record_step
 INSERT OR REPLACE INTO job_steps (
     job_id, seq, name, status, attempt, tries, result, error, error_type, wake_at,
-    started_at, duration_ms, size
+    started_at, duration_ms, size, sha256
 ) VALUES (
-    :id, :seq, :name, :status, :attempt, :tries, :result, :error, :error_type, :wake_at,
-    :started_at, :duration_ms, :size
+    :id, :seq, :name, :status, :attempt, :tries, :inline_result, :error, :error_type,
+    :wake_at, :started_at, :duration_ms, :size, :sha256
 );
+
+-- name: record_large_result
+INSERT OR REPLACE INTO job_step_results (job_id, seq, body) VALUES (:id, :seq, :body);
+
+-- name: forget_large_result
+DELETE FROM job_step_results WHERE job_id = :id AND seq = :seq;
 
 -- name: forget_steps_from
 DELETE FROM job_steps WHERE job_id = :id AND seq >= :seq;
+
+-- name: forget_results_from
+DELETE FROM job_step_results WHERE job_id = :id AND seq >= :seq;
 
 -- name: park_until
 -- A durable sleep: 'scheduled' until :wake_at, no worker held, the attempt not spent.

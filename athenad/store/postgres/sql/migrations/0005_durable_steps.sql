@@ -28,6 +28,15 @@ CREATE TABLE job_steps (
     started_at  timestamptz NOT NULL DEFAULT now(),
     duration_ms bigint,
     size        bigint NOT NULL DEFAULT 0,
+    sha256      text,
+    PRIMARY KEY (job_id, seq)
+);
+
+-- Results larger than an inline row should hold (see athenad/store/steps.py).
+CREATE TABLE job_step_results (
+    job_id text COLLATE "C" NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    seq    bigint NOT NULL,
+    body   text NOT NULL,
     PRIMARY KEY (job_id, seq)
 );
 

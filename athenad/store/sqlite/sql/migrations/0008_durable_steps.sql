@@ -34,6 +34,15 @@ CREATE TABLE job_steps (
     started_at  TEXT NOT NULL,
     duration_ms INTEGER,
     size        INTEGER NOT NULL DEFAULT 0,
+    sha256      TEXT,
+    PRIMARY KEY (job_id, seq)
+) WITHOUT ROWID;
+
+-- Results larger than an inline row should hold (see athenad/store/steps.py).
+CREATE TABLE job_step_results (
+    job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    seq    INTEGER NOT NULL,
+    body   TEXT NOT NULL,
     PRIMARY KEY (job_id, seq)
 ) WITHOUT ROWID;
 
