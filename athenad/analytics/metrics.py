@@ -1,8 +1,9 @@
 """Metrics for Prometheus: the figures ``athenactl metrics`` exposes, and their text.
 
 Counters never go down (they are the rows of ``jobs`` plus what ``job_counters`` keeps
-of deleted rows and retried outcomes; worker crashes are what the supervisor records in
-its run directory); gauges tell how things stand now; duration quantiles cover a recent
+of deleted rows and retried outcomes; tokens and cost are the sums of ``job_usage``,
+whose rows are never deleted; worker crashes are what the supervisor records in its run
+directory); gauges tell how things stand now; duration quantiles cover a recent
 window. Rendered by ``prometheus_client``.
 """
 
@@ -15,6 +16,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from athenad.analytics.queries import Source, by_agent_type, by_status, queue_summary, snapshot
+from athenad.analytics.usage import usage_totals
 from athenad.util.timefmt import utc_now_text
 
 QUANTILES = (("0.5", "p50_ms"), ("0.95", "p95_ms"))
@@ -37,7 +39,7 @@ def metrics(source: Source, window_since: str | None, now: str | None = None) ->
     ``counters`` (per agent type and event: count and duration sum) are the rows of
     jobs plus what ``job_counters`` keeps of rows deleted or retried: they never go down.
     ``jobs`` (rows by status) and the oldest pending age are how things stand now;
-    duration quantiles cover the window.
+    duration quantiles cover the window. ``usage`` is tokens and USD per model, all time.
     """
     now = now or utc_now_text()
     with snapshot(source) as reader:
@@ -47,6 +49,7 @@ def metrics(source: Source, window_since: str | None, now: str | None = None) ->
             "oldest_pending_age_s": queue["oldest_pending_age_s"],
             "counters": reader.rows("analytics_job_counters"),
             "quantiles": {row["agent_type"]: row for row in by_agent_type(reader, window_since)},
+            "usage": usage_totals(reader, None, "model"),
         }
 
 
@@ -119,6 +122,24 @@ def _worker_crashes(totals: dict[str, int]) -> Metric:
     return family
 
 
+def _usage(rows: list[dict[str, Any]]) -> Iterator[Metric]:
+    """Tokens by model and direction, and USD by model: sums of usage rows, all time."""
+    tokens = CounterMetricFamily(
+        "athena_tokens",
+        "Model tokens recorded by jobs, by model and direction (in: prompt, out: completion).",
+        labels=["model", "direction"],
+    )
+    cost = CounterMetricFamily(
+        "athena_cost_usd", "USD spent on model calls by jobs, by model.", labels=["model"]
+    )
+    for row in sorted(rows, key=lambda row: row["name"]):
+        tokens.add_metric([row["name"], "in"], row["tokens_in"])
+        tokens.add_metric([row["name"], "out"], row["tokens_out"])
+        cost.add_metric([row["name"]], row["cost_usd"])
+    yield tokens
+    yield cost
+
+
 class _Families:
     """A collector of metric families computed beforehand, for one render."""
 
@@ -144,6 +165,7 @@ def prometheus_text(
         *_gauges(figures, extra_gauges or {}),
         *_counters(counted),
         _duration_summary(figures, counted),
+        *_usage(figures.get("usage", [])),
         _worker_crashes(worker_crashes or {}),
     ]
     registry = CollectorRegistry(auto_describe=False)

@@ -1,7 +1,8 @@
 """Analytics over athena.db: stats, the failed-job viewer, trends and metrics.
 
 Every figure is computed with SQL on the live database (named queries in the
-``analytics`` block of sql/queries.sql) and returned as plain dicts and lists, so the
+``analytics`` block of sql/queries.sql, model usage in sql/analytics_usage.sql; see
+:mod:`athenad.analytics.usage`) and returned as plain dicts and lists, so the
 CLI, the API and tests share one source. A window is the ``since`` timestamp from
 :func:`athenad.util.timefmt.parse_since` (``None`` = all time) and filters on
 ``created_at``; throughput alone counts jobs by when they completed. Percentiles are
@@ -20,6 +21,7 @@ from typing import Any
 
 import apsw
 
+from athenad.analytics import usage
 from athenad.analytics.readers import Reader, SqliteReader, open_for_reading
 from athenad.store.contract import STATUSES, UNFINISHED
 from athenad.store.sqlite.queue import JobQueue
@@ -108,9 +110,21 @@ def throughput(source: Source, since: str | None, now: str | None = None) -> dic
     return {"completed": completed, "window_s": window_s, "per_minute": per_minute}
 
 
-def stats(source: Source, since: str | None = None, now: str | None = None) -> dict[str, Any]:
-    """Everything ``athenactl stats`` shows, read in one snapshot of the database."""
+def stats(
+    source: Source,
+    since: str | None = None,
+    now: str | None = None,
+    *,
+    by: str = "agent",
+    daily_usd: float | None = None,
+) -> dict[str, Any]:
+    """Everything ``athenactl stats`` shows, read in one snapshot of the database.
+
+    ``usage`` is tokens and cost per agent type or model (``by``); ``budgets`` is the
+    home's ``daily_usd`` with today's spending and the jobs a budget stopped.
+    """
     now = now or utc_now_text()
+    usage.grouping(by)  # a bad value fails before anything is read
     with snapshot(source) as reader:
         return {
             "by_agent_type": by_agent_type(reader, since),
@@ -118,6 +132,8 @@ def stats(source: Source, since: str | None = None, now: str | None = None) -> d
             "queue": queue_summary(reader, now),
             "throughput": throughput(reader, since, now),
             "since": since,
+            "usage": usage.usage_totals(reader, since, by),
+            "budgets": usage.budgets(reader, since, daily_usd, now),
         }
 
 
@@ -174,40 +190,53 @@ MAX_EMPTY_LEAD = 48  # empty buckets shown before a window's first job
 
 
 def trends(
-    source: Source, since: str | None, bucket: str = "hour", now: str | None = None
+    source: Source,
+    since: str | None,
+    bucket: str = "hour",
+    now: str | None = None,
+    by: str | None = None,
 ) -> list[dict[str, Any]]:
-    """``[{"bucket", "jobs", "failed", "p95_ms"}]`` per hour or day of creation, oldest first.
+    """``[{"bucket", "jobs", "failed", "p95_ms", "tokens_in", "tokens_out", "cost_usd"}]``
+    per hour or day, oldest first.
 
-    Buckets with no jobs between the window's start (or the first job) and now are
-    filled with zeros so charts keep a true time axis.
+    Jobs count by creation time, tokens and cost by when they were spent. With ``by``
+    ('agent' or 'model') each bucket also lists its ``usage`` rows per name. Buckets
+    with nothing between the window's start (or the first job) and now are filled with
+    zeros so charts keep a true time axis.
     """
     if bucket not in BUCKETS:
         raise ValueError(f"bucket must be one of {', '.join(BUCKETS)}")
     now = now or utc_now_text()
+    usage.grouping(by or "agent")  # a bad value fails before anything is read
     width = BUCKETS[bucket]
-    found = {}
-    for row in as_reader(source).rows("analytics_trends", {"since": since or "", "width": width}):
-        found[row["bucket"]] = row
-    if not found:
+    params = {"since": since or "", "width": width}
+    with snapshot(source) as reader:
+        found = {row["bucket"]: row for row in reader.rows("analytics_trends", params)}
+        spent = usage.usage_by_bucket(reader, since, width, by or "agent")
+    if not found and not spent:
         return []
+    keys = found.keys() | spent.keys()
     step = dt.timedelta(days=1) if bucket == "day" else dt.timedelta(hours=1)
-    moment = _key_start(min(found), bucket)
+    moment = _key_start(min(keys), bucket)
     if since:
         # The window's empty start counts too, but never more than MAX_EMPTY_LEAD buckets:
         # `--since 99999d` must not draw a century of zeros.
         moment = max(_bucket_start(since, bucket), moment - step * MAX_EMPTY_LEAD)
-    last = max(_bucket_start(now, bucket), _key_start(max(found), bucket))
+    last = max(_bucket_start(now, bucket), _key_start(max(keys), bucket))
     buckets = []
     while moment <= last:
         key = format_ts(moment)[:width]
         row = found.get(key, {})
-        buckets.append(
-            {
-                "bucket": _bucket_label(moment, bucket),
-                "jobs": int(row.get("jobs") or 0),
-                "failed": int(row.get("failed") or 0),
-                "p95_ms": row.get("p95_ms"),
-            }
-        )
+        rows = spent.get(key, [])
+        figures = {
+            "bucket": _bucket_label(moment, bucket),
+            "jobs": int(row.get("jobs") or 0),
+            "failed": int(row.get("failed") or 0),
+            "p95_ms": row.get("p95_ms"),
+            **usage.bucket_totals(rows),
+        }
+        if by is not None:
+            figures["usage"] = rows
+        buckets.append(figures)
         moment += step
     return buckets

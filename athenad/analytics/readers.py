@@ -1,7 +1,8 @@
 """Read-only access to a home's jobs for the analytics, on either backend.
 
 A reader runs the analytics' named queries of its backend (SQLite's in
-``store/sqlite/sql/queries.sql``, PostgreSQL's in ``store/postgres/sql/analytics.sql``)
+``store/sqlite/sql/queries.sql`` and ``analytics_usage.sql``, PostgreSQL's in
+``store/postgres/sql/analytics.sql``)
 and returns rows as dicts with timestamps as UTC text (``2026-11-26 10:00:00.123``), so
 the figures are computed the same way from both. Opening one never creates, migrates
 or writes anything.
@@ -17,13 +18,26 @@ from typing import TYPE_CHECKING, Any, Protocol
 import apsw
 
 from athenad.errors import AthenaError, DatabaseUnusable
+from athenad.store.named_sql import load_queries
 from athenad.store.sqlite.connection import connect
 from athenad.store.sqlite.migrations import current_version, latest_version
-from athenad.store.sqlite.queries import QUERIES as SQLITE_QUERIES
+from athenad.store.sqlite.queries import QUERIES, SQL_DIR
 
 if TYPE_CHECKING:
     from athenad.config import DaemonConfig
     from athenad.paths import Home
+
+
+def _analytics_queries() -> dict[str, str]:
+    """queries.sql's blocks with the usage analytics' own file; a name in both is an error."""
+    usage = load_queries(SQL_DIR / "analytics_usage.sql")
+    twice = set(usage) & set(QUERIES)
+    if twice:
+        raise ValueError(f"queries defined twice: {sorted(twice)}")
+    return {**QUERIES, **usage}
+
+
+SQLITE_QUERIES = _analytics_queries()
 
 
 class Reader(Protocol):

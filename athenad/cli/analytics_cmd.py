@@ -15,7 +15,7 @@ import sys
 import termios
 import time
 import tty
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from rich.text import Text
 from athenad.analytics import metrics
 from athenad.analytics import queries as analytics
 from athenad.analytics.readers import Reader, open_reader
+from athenad.analytics.usage import GROUPINGS
 from athenad.config import load_config
 from athenad.daemon.slots import crash_totals
 from athenad.daemon.status import sample_workers, worker_processes
@@ -52,6 +53,11 @@ from .common import (
 SPARKS = "▁▂▃▄▅▆▇█"
 BAR = "█"
 since_help = "Window by creation time: 30m, 1h, 1d, 7d, 2w ... or 'all'."
+by_option = click.option(
+    "--by",
+    type=click.Choice(list(GROUPINGS)),
+    help="Tokens and cost per agent type or per model.",
+)
 
 # The unfinished statuses as column titles, in UNFINISHED's order.
 WAITING_COLUMNS = tuple(status.replace("awaiting_approval", "approval") for status in UNFINISHED)
@@ -97,7 +103,7 @@ def _ago(timestamp: str | None, now: str) -> str:
     return f"{seconds}s ago"
 
 
-def sparkline(values: list[float | int | None]) -> str:
+def sparkline(values: Sequence[float | int | None]) -> str:
     """One block character per value, scaled to the largest; None draws a space."""
     top = max((v for v in values if v), default=0)
     if not top:
@@ -118,6 +124,21 @@ def new_table(title: str) -> Table:
     )
 
 
+def _tokens(count: int) -> str:
+    """950, 12.3k, 4.5M: token counts at a glance."""
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if count >= size:
+            return f"{count / size:.1f}{unit}"
+    return str(count)
+
+
+def _usd(amount: float | None) -> str:
+    """Cents for real money, four places for the fractions of a cent small calls cost."""
+    if amount is None:
+        return "-"
+    return f"{amount:.2f}" if amount >= 1 or amount == 0 else f"{amount:.4f}"
+
+
 def bar(value: float | int | None, top: float | int, width: int = 24) -> str:
     if not value or not top:
         return ""
@@ -127,7 +148,7 @@ def bar(value: float | int | None, top: float | int, width: int = 24) -> str:
 # ---- stats ----------------------------------------------------------------------------
 
 
-def stats_tables(figures: dict[str, Any]) -> Group:
+def stats_tables(figures: dict[str, Any], by: str = "agent") -> Group:
     window = f"since {figures['since']} UTC" if figures["since"] else "all time"
     agents = new_table(f"agents ({window}), slowest first")
     agents.add_column("agent type", no_wrap=True)
@@ -153,23 +174,58 @@ def stats_tables(figures: dict[str, Any]) -> Group:
         f"{rate['completed']} in {_age(rate['window_s'])}",
         f"{rate['per_minute']:.2f}",
     )
-    return Group(agents, statuses, now)
+    return Group(agents, statuses, now, *usage_tables(figures, by))
+
+
+def usage_tables(figures: dict[str, Any], by: str) -> list[Table]:
+    """Tokens and cost per agent type or model (``by``), and the budgets."""
+    column = "agent type" if by == "agent" else by
+    usage = new_table(f"tokens and cost by {column}, costliest first")
+    usage.add_column(column, no_wrap=True)
+    for name in ("calls", "tokens in", "tokens out", "cost USD"):
+        usage.add_column(name, justify="right", no_wrap=True)
+    for row in figures["usage"]:
+        usage.add_row(
+            row["name"],
+            str(row["calls"]),
+            _tokens(row["tokens_in"]),
+            _tokens(row["tokens_out"]),
+            _usd(row["cost_usd"]),
+        )
+    budgets = figures["budgets"]
+    daily, spent = budgets["daily_usd"], budgets["spent_today_usd"]
+    limits = new_table("budgets")
+    for name in ("daily USD", "spent today (UTC)", "jobs stopped by a budget"):
+        limits.add_column(name, justify="right")
+    reached = daily is not None and spent >= daily
+    limits.add_row(
+        "none" if daily is None else _usd(daily),
+        Text(_usd(spent) + (" (reached)" if reached else ""), style="red" if reached else ""),
+        Text(str(budgets["exceeded_jobs"]), style="red" if budgets["exceeded_jobs"] else ""),
+    )
+    return [usage, limits]
 
 
 @click.command("stats")
 @home_option
 @click.option("--since", default="1d", show_default=True, help=since_help)
+@by_option
 @json_option
 @handle_errors
-def stats_command(home: str | None, since: str, as_json: bool) -> None:
-    """Jobs, outcomes and durations per agent type; the queue; throughput."""
+def stats_command(home: str | None, since: str, by: str | None, as_json: bool) -> None:
+    """Jobs, outcomes and durations per agent type; the queue; throughput.
+
+    Then tokens and cost per agent type (or --by model), the home's [budgets] daily_usd
+    with today's (UTC) spending, and the jobs a budget stopped.
+    """
     lower = parse_since(since)
+    daily_usd = load_config(resolve_home(home)).budgets.daily_usd
     with _reading(home) as conn:
-        figures = analytics.stats(conn, since=lower)
+        figures = analytics.stats(conn, since=lower, by=by or "agent", daily_usd=daily_usd)
     if as_json:
         print_json(figures)
     else:
-        Console().print(stats_tables(figures))
+        Console().print(stats_tables(figures, by or "agent"))
 
 
 # ---- failed ---------------------------------------------------------------------------
@@ -249,11 +305,21 @@ def trends_view(buckets: list[dict[str, Any]], bucket: str) -> Group:
     jobs = [b["jobs"] for b in buckets]
     failed = [b["failed"] for b in buckets]
     p95 = [b["p95_ms"] for b in buckets]
+    tokens = [b["tokens_in"] + b["tokens_out"] for b in buckets]
+    cost = [b["cost_usd"] for b in buckets]
     summary = Table.grid(padding=(0, 2))
     summary.add_row("jobs", Text(sparkline(jobs), style="cyan"), f"max {max(jobs)}")
     summary.add_row("failed", Text(sparkline(failed), style="red"), f"max {max(failed)}")
     top_p95 = max((v for v in p95 if v is not None), default=None)
     summary.add_row("p95", Text(sparkline(p95), style="magenta"), f"max {_ms(top_p95)}")
+    summary.add_row("tokens", Text(sparkline(tokens), style="blue"), f"max {_tokens(max(tokens))}")
+    summary.add_row("cost", Text(sparkline(cost), style="green"), f"max {_usd(max(cost))} USD")
+    for name, series in _cost_by_name(buckets).items():
+        summary.add_row(
+            Text(f"  {name}", overflow="ellipsis", no_wrap=True),
+            Text(sparkline(series), style="green"),
+            f"total {_usd(sum(series))} USD",
+        )
     table = new_table(f"per {bucket}")
     table.add_column(bucket)
     table.add_column("jobs", justify="right")
@@ -261,6 +327,8 @@ def trends_view(buckets: list[dict[str, Any]], bucket: str) -> Group:
     table.add_column("failed", justify="right")
     table.add_column("p95", justify="right")
     table.add_column("")
+    table.add_column("tokens", justify="right")
+    table.add_column("cost USD", justify="right")
     for row in buckets:
         table.add_row(
             row["bucket"],
@@ -269,8 +337,20 @@ def trends_view(buckets: list[dict[str, Any]], bucket: str) -> Group:
             Text(str(row["failed"]), style="red" if row["failed"] else ""),
             _ms(row["p95_ms"]),
             Text(bar(row["p95_ms"], top_p95 or 0, 16), style="magenta"),
+            _tokens(row["tokens_in"] + row["tokens_out"]),
+            _usd(row["cost_usd"]),
         )
     return Group(summary, table)
+
+
+def _cost_by_name(buckets: list[dict[str, Any]]) -> dict[str, list[float]]:
+    """``{name: cost per bucket}`` from the buckets' ``usage`` rows (``--by``), costliest first."""
+    names = sorted({row["name"] for b in buckets for row in b.get("usage", [])})
+    series = {
+        name: [sum(r["cost_usd"] for r in b.get("usage", []) if r["name"] == name) for b in buckets]
+        for name in names
+    }
+    return dict(sorted(series.items(), key=lambda item: -sum(item[1])))
 
 
 @click.command("trends")
@@ -283,10 +363,17 @@ def trends_view(buckets: list[dict[str, Any]], bucket: str) -> Group:
     show_default=True,
     help="Bucket size; auto is hour for windows up to 2 days, else day.",
 )
+@by_option
 @json_option
 @handle_errors
-def trends_command(home: str | None, since: str, bucket: str, as_json: bool) -> None:
-    """Jobs, failures and p95 duration per hour or day (by creation time)."""
+def trends_command(
+    home: str | None, since: str, bucket: str, by: str | None, as_json: bool
+) -> None:
+    """Jobs, failures and p95 duration per hour or day (by creation time).
+
+    Tokens and cost per bucket count by when they were spent; --by adds each agent
+    type's or model's cost.
+    """
     lower = parse_since(since)
     if bucket == "auto":
         short = lower is not None and (
@@ -294,7 +381,7 @@ def trends_command(home: str | None, since: str, bucket: str, as_json: bool) -> 
         )
         bucket = "hour" if short else "day"
     with _reading(home) as conn:
-        buckets = analytics.trends(conn, lower, bucket)
+        buckets = analytics.trends(conn, lower, bucket, by=by)
     if as_json:
         print_json(buckets)
     elif not buckets:
@@ -326,7 +413,10 @@ def _write_atomically(path: Path, text: str) -> None:
 )
 @handle_errors
 def metrics_command(home: str | None, window: str, output: Path | None) -> None:
-    """Job counters by agent type, queue gauges and durations as Prometheus text."""
+    """Job counters by agent type, queue gauges and durations as Prometheus text.
+
+    Tokens (in and out) and USD per model are counters too, summed over every model call.
+    """
     lower = parse_since(window, "--window")
     with _reading(home) as conn:
         figures = metrics.metrics(conn, lower)

@@ -203,7 +203,8 @@ def test_trends_buckets_agree_with_sql(filled: JobQueue) -> None:
     buckets = analytics.trends(filled, since, "hour")
     # Every hour from the window's start to now, gaps filled with zeros.
     assert 48 <= len(buckets) <= 49
-    assert all(set(b) == {"bucket", "jobs", "failed", "p95_ms"} for b in buckets)
+    keys = {"bucket", "jobs", "failed", "p95_ms", "tokens_in", "tokens_out", "cost_usd"}
+    assert all(set(b) == keys for b in buckets)
     assert (
         sum(b["jobs"] for b in buckets)
         == filled.conn.execute(

@@ -50,7 +50,10 @@ def test_stats_json_shape(busy: Home) -> None:
     result = run(stats_command, "--home", str(busy.root), "--since", "1h", "--json")
     assert result.exit_code == 0, result.output
     figures = json.loads(result.stdout)
-    assert set(figures) == {"by_agent_type", "by_status", "queue", "throughput", "since"}
+    assert set(figures) == {
+        *("by_agent_type", "by_status", "queue", "throughput", "since"),
+        *("usage", "budgets"),
+    }
     assert set(figures["by_status"]) == set(STATUSES)
     assert figures["by_status"]["completed"] == 2
     assert set(figures["queue"]) == {*NOTHING_WAITING, "oldest_pending_age_s"}
@@ -116,7 +119,8 @@ def test_failed_viewer(busy: Home) -> None:
 def test_trends_json_and_chart(busy: Home) -> None:
     home = str(busy.root)
     buckets = json.loads(run(trends_command, "--home", home, "--json").stdout)
-    assert buckets and all(set(b) == {"bucket", "jobs", "failed", "p95_ms"} for b in buckets)
+    keys = {"bucket", "jobs", "failed", "p95_ms", "tokens_in", "tokens_out", "cost_usd"}
+    assert buckets and all(set(b) == keys for b in buckets)
     assert sum(b["jobs"] for b in buckets) == 4 and sum(b["failed"] for b in buckets) == 1
     assert len(
         json.loads(run(trends_command, "--home", home, "--since", "1d", "--json").stdout)

@@ -203,6 +203,8 @@ def test_exposition_parses_with_the_types_prometheus_expects(home: Home, queue: 
         "athena_jobs_failed": "counter",
         "athena_jobs_cancelled": "counter",
         "athena_job_duration_ms": "summary",
+        "athena_tokens": "counter",
+        "athena_cost_usd": "counter",
         "athena_worker_crashes": "counter",
     }
     failed = families["athena_jobs_failed"]["samples"]
