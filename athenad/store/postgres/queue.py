@@ -142,11 +142,8 @@ class PostgresJobQueue:
         outcomes: list[Submitted] = []
         with self._tx() as conn:
             states: dict[str, tuple[str, str | None]] = {}
-            priorities: dict[str, int] = {}
             made_ready = False
             for index, (spec, row) in enumerate(zip(specs, prepared, strict=True)):
-                if row["priority"] is None:
-                    row["priority"] = self._queue_priority(conn, row["queue"], priorities)
                 parents = resolve_parents(spec.after, index, ids)
                 unfinished = 0
                 dead: tuple[str, str] | None = None
@@ -197,13 +194,6 @@ class PostgresJobQueue:
             if made_ready:
                 self._notify(conn)
         return outcomes
-
-    @staticmethod
-    def _queue_priority(conn: psycopg.Connection[Any], queue: str, known: dict[str, int]) -> int:
-        if queue not in known:
-            row = conn.execute(Q["queue_priority"], {"queue": queue}).fetchone()
-            known[queue] = row[0] if row is not None and row[0] is not None else 0
-        return known[queue]
 
     def _prepare(self, spec: JobSpec, index: int) -> dict[str, Any]:
         return {**checked_fields(spec, index), "session_id": self._check_session(spec.session_id)}

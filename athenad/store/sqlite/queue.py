@@ -149,7 +149,6 @@ class JobQueue:
         outcomes: list[Submitted] = []
         with self._tx():
             states: dict[str, tuple[str, str | None]] = {}
-            priorities: dict[str, int] = {}
             for index, (spec, row) in enumerate(zip(specs, prepared, strict=True)):
                 if row["unique_key"] is not None:
                     live = self._one("live_job_with_key", {"key": row["unique_key"]})
@@ -157,8 +156,6 @@ class JobQueue:
                         ids[index] = live[0]
                         outcomes.append(Submitted(live[0], duplicate=True))
                         continue
-                if row["priority"] is None:
-                    row["priority"] = self._queue_priority(row["queue"], priorities)
                 parents = self._resolve_parents(spec.after, index, ids)
                 unfinished = 0
                 dead: tuple[str, str] | None = None
@@ -199,13 +196,6 @@ class JobQueue:
         if made_ready:
             wake_idle(self.run_dir, made_ready)
         return outcomes
-
-    def _queue_priority(self, queue: str, known: dict[str, int]) -> int:
-        """The default priority of a queue's jobs (0 unless the queue sets one)."""
-        if queue not in known:
-            row = self._one("queue_priority", {"queue": queue})
-            known[queue] = row[0] if row is not None and row[0] is not None else 0
-        return known[queue]
 
     def _prepare(self, spec: JobSpec, index: int) -> dict[str, Any]:
         return {**checked_fields(spec, index), "session_id": self._check_session(spec.session_id)}

@@ -36,7 +36,9 @@ INSERT INTO jobs (
     cancelled_by, error, completed_at, queue, unique_key, concurrency_key, approval_timeout_s,
     budget_usd
 ) VALUES (
-    %(id)s, %(type)s, %(agent_type)s, %(payload)s, %(status)s, %(priority)s,
+    -- No priority given: the queue's default, else 0.
+    %(id)s, %(type)s, %(agent_type)s, %(payload)s, %(status)s,
+    coalesce(%(priority)s::bigint, (SELECT priority FROM queues WHERE name = %(queue)s), 0),
     %(parent_job_id)s, %(pending_parents)s,
     now(), coalesce(%(run_at)s, now()), %(max_attempts)s, %(backoff_s)s,
     %(timeout_s)s, %(session_id)s,

@@ -10,7 +10,10 @@ INSERT INTO jobs (
     cancelled_by, error, completed_at, queue, unique_key, concurrency_key, approval_timeout_s,
     budget_usd
 ) VALUES (
-    :id, :type, :agent_type, :payload, :status, :priority, :parent_job_id, :pending_parents,
+    -- No priority given: the queue's default, else 0.
+    :id, :type, :agent_type, :payload, :status,
+    coalesce(:priority, (SELECT priority FROM queues WHERE name = :queue), 0),
+    :parent_job_id, :pending_parents,
     :now, :run_after, :max_attempts, :backoff_s, :timeout_s, :session_id,
     :cancelled_by, :error, :completed_at, :queue, :unique_key, :concurrency_key,
     :approval_timeout_s, :budget_usd
