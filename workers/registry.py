@@ -21,6 +21,7 @@ BUILTIN_AGENTS = {
     "echo": "workers.agents.builtin:echo",
     "sleep": "workers.agents.builtin:sleep",
     "shell": "workers.agents.builtin:shell",
+    "cli-agent": "workers.agents.cli_agent:cli_agent",
 }
 
 

@@ -9,12 +9,16 @@ JSON output (``--json``), stable keys:
 * ``list``: ``[session, ...]`` most recently active first
 * ``show``, ``continue``, ``resume``: ``{"session": session, "messages": [message, ...]}``
 * ``new``: ``{"id"}``; ``add``: a message; ``import``: ``{"id", "imported_from"}``;
+  ``import-claude``: ``{"files": [{"file", "status" (created, updated, unchanged),
+  "id", "claude_session_id", "messages", "raw_events", "tokens_in", "tokens_out"}],
+  "created", "updated", "unchanged", "messages", "raw_events", "errors": [{"file",
+  "error"}]}``;
   ``reindex``: ``{"sessions"}``; ``rm``: ``{"id", "removed"}``
 * ``backup``: ``{"path", "database", "files"}``; ``restore``: the same plus
   ``previous_saved_to``
 
 The read-only commands (list, show, continue, resume, export, reindex, rm) refuse a
-home without ``.athena/``; new, add and import create it. Output cut short by the
+home without ``.athena/``; new, add, import and import-claude create it. Output cut short by the
 reader (``| head``) ends the command quietly with exit code 141, like SIGPIPE.
 """
 
@@ -125,9 +129,21 @@ def _session_line(info: SessionInfo) -> str:
     )
 
 
+def _label(message: Message) -> str:
+    """The role, and what the message is when it is more than text (``tool_use Bash``)."""
+    meta = message.metadata or {}
+    kind = meta.get("kind")
+    if not isinstance(kind, str) or kind == "text":
+        return message.role
+    tool = meta.get("tool")
+    return (
+        f"{message.role} ({kind} {tool})" if isinstance(tool, str) else f"{message.role} ({kind})"
+    )
+
+
 def _print_messages(messages: list[Message]) -> None:
     for message in messages:
-        click.echo(f"[{message.seq}] {message.role}  {message.timestamp}")
+        click.echo(f"[{message.seq}] {_label(message)}  {message.timestamp}")
         for line in message.content.split("\n"):
             click.echo(f"    {line}")
 
@@ -349,6 +365,34 @@ def import_cmd(file: str, as_json: bool, home: str | None) -> None:
         click.echo(f"{session_id} (imported from {info.imported_from})")
     else:
         click.echo(session_id)
+
+
+@sessions_group.command("import-claude")
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@json_option
+@home_option
+@handle_errors
+@_pipe_safe
+def import_claude_cmd(paths: tuple[str, ...], as_json: bool, home: str | None) -> None:
+    """Import Claude Code transcripts: .jsonl files, or folders of them (recursively).
+
+    Importing a file again leaves its session as it is, or rewrites it (same id) when
+    the conversation went on. Each file's problem is reported on its own; the exit
+    code is 1 when nothing could be imported.
+    """
+    from athenad.storage.sessions.claude_import import import_claude
+
+    report = import_claude(_manager(home, create=True), list(paths))
+    if as_json:
+        print_json(report.summary())
+    else:
+        for done in report.files:
+            raw = f", {done.raw_events} kept raw" if done.raw_events else ""
+            click.echo(f"{done.status:<9}  {done.id}  {done.messages} messages{raw}  {done.file}")
+    for problem in report.errors:
+        click.echo(f"error: {problem['error']}", err=True)
+    if not report.files:
+        sys.exit(1)
 
 
 @sessions_group.command("reindex")

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import time
 from typing import Any
 
 from athenad.errors import AthenaError, InvalidInput
+from workers.agents.procs import POLL_S, kill_group, process_group, tail
 from workers.interrupts import Cancelled
-
-TAIL_BYTES = 4096
-POLL_S = 0.1
 
 
 def echo(ctx: Any) -> Any:
@@ -43,10 +39,6 @@ class ShellFailed(AthenaError):
     """The command exited with a non-zero status."""
 
 
-def _tail(data: bytes) -> str:
-    return data[-TAIL_BYTES:].decode("utf-8", errors="replace")
-
-
 def shell(ctx: Any) -> dict[str, Any]:
     """Run ``{"cmd": ..., "cwd": ..., "timeout": ...}`` in a shell.
 
@@ -63,43 +55,24 @@ def shell(ctx: Any) -> dict[str, Any]:
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float)):
         raise InvalidInput(f"shell's timeout must be a number of seconds, not {timeout!r}.")
     started = time.monotonic()
-    proc: subprocess.Popen | None = None
-    track = getattr(ctx, "track_process_group", None)
-    try:
-        proc = subprocess.Popen(
-            cmd,
-            shell=isinstance(cmd, str),
-            cwd=payload.get("cwd"),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,  # so the whole command tree can be stopped together
-        )
-        if track:
-            track(proc.pid)
+    with process_group(ctx, cmd, cwd=payload.get("cwd"), shell=isinstance(cmd, str)) as proc:
         stdout, stderr = _communicate(ctx, proc, timeout, started)
-    except BaseException:
-        if proc is not None:
-            _kill_tree(proc)
-        raise
-    finally:
-        untrack = getattr(ctx, "untrack_process_group", None)
-        if untrack and proc is not None:
-            untrack(proc.pid)
     result = {
         "exit_code": proc.returncode,
-        "stdout": _tail(stdout),
-        "stderr": _tail(stderr),
+        "stdout": tail(stdout),
+        "stderr": tail(stderr),
         "duration_s": round(time.monotonic() - started, 3),
     }
     if proc.returncode != 0:
-        tail = (_tail(stderr).strip() or _tail(stdout).strip())[-1000:]
-        detail = f": {tail}" if tail else ""
+        last = (tail(stderr).strip() or tail(stdout).strip())[-1000:]
+        detail = f": {last}" if last else ""
         raise ShellFailed(f"command exited with status {proc.returncode}{detail}")
     return result
 
 
-def _communicate(ctx: Any, proc: subprocess.Popen, timeout: float | None, started: float):
+def _communicate(
+    ctx: Any, proc: subprocess.Popen[bytes], timeout: float | None, started: float
+) -> tuple[bytes, bytes]:
     """Collect the output, checking for cancellation ten times a second."""
     while True:
         try:
@@ -109,17 +82,9 @@ def _communicate(ctx: Any, proc: subprocess.Popen, timeout: float | None, starte
         if getattr(ctx, "cancelled", False):
             raise Cancelled()
         if timeout is not None and time.monotonic() - started > timeout:
-            _kill_tree(proc)
+            kill_group(proc)
             _stdout, stderr = proc.communicate()
-            tail = _tail(stderr).strip()[-500:]
+            last = tail(stderr).strip()[-500:]
             raise ShellFailed(
-                f"command timed out after {timeout} s" + (f": {tail}" if tail else "")
+                f"command timed out after {timeout} s" + (f": {last}" if last else "")
             )
-
-
-def _kill_tree(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    proc.wait()
