@@ -91,6 +91,18 @@ class BudgetExceeded(AthenaError):
     """A budget is spent: no further model call is made."""
 
 
+class FinalFailure(AthenaError):
+    """The job cannot succeed as submitted: it fails without a retry.
+
+    Raise it (or a subclass) from an agent when another attempt would meet the same
+    answer: a malformed payload, a provider that refuses the key or the model.
+    """
+
+
+class ModelRefused(FinalFailure):
+    """The model provider refused the request for good (a bad key, an unknown model)."""
+
+
 class WaitTimeout(AthenaError, TimeoutError):
     """Timed out waiting for jobs to finish."""
 

@@ -110,6 +110,16 @@ class JobContext:
         self._worker.job_log.progress(self._job, fraction, message)
 
     @property
+    def config(self) -> Config:
+        """The home's configuration (athena.toml) as this worker read it."""
+        return self._worker.config
+
+    @property
+    def sessions(self) -> SessionStore:
+        """The home's conversation sessions (files, or PostgreSQL tables)."""
+        return self._worker.sessions
+
+    @property
     def cancelled(self) -> bool:
         """True once cancellation of this job was asked for."""
         return self._worker.control.cancel_requested

@@ -30,6 +30,7 @@ from athenad.errors import (
     AthenaError,
     BudgetExceeded,
     DatabaseBusy,
+    FinalFailure,
     InvalidInput,
     RateLimited,
     StaleFence,
@@ -391,7 +392,7 @@ class Worker:
             return "waiting", exc
         except StepsChanged as exc:
             return "unrunnable", exc.message
-        except (ApprovalRejected, BudgetExceeded) as exc:
+        except (ApprovalRejected, BudgetExceeded, FinalFailure) as exc:
             # Final: a retry would meet the same answer (or the same spent budget).
             return "rejected", exc.message
         except Cancelled:
