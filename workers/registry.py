@@ -22,6 +22,7 @@ BUILTIN_AGENTS = {
     "sleep": "workers.agents.builtin:sleep",
     "shell": "workers.agents.builtin:shell",
     "cli-agent": "workers.agents.cli_agent:cli_agent",
+    "llm": "workers.agents.llm:llm",
 }
 
 

@@ -1,0 +1,1 @@
+"""Helpers the tests share: servers and fakes that speak over real sockets."""
