@@ -41,6 +41,24 @@ completed = "14d"             # finished jobs older than this are pruned (unset:
 failed = "30d"
 cancelled = "7d"
 sessions = "90d"              # sessions untouched this long (unset: kept)
+
+[llm]                         # the built-in llm agent's OpenAI-compatible endpoint
+base_url = "https://api.openai.com/v1"
+api_key_env = "OPENAI_API_KEY"  # the variable holding the key, never the key itself
+model = "gpt-4o-mini"
+[llm.prices."gpt-4o-mini"]    # USD per million tokens
+input = 0.15
+output = 0.6
+
+[tools]
+word_count = "mytools:word_count"   # functions the llm agent may call
+
+[cli_agents.aider]            # an external coding agent as a command template
+command = ["aider", "--yes", "--message", "{prompt}"]
+format = "text"
+
+[budgets]
+daily_usd = 5.0               # model calls stop once the home spent this today (UTC)
 """
 
 from __future__ import annotations
