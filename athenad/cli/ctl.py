@@ -163,6 +163,10 @@ LAZY_COMMANDS = {
         "athenad.cli.analytics_cmd:trends_command",
         "Jobs, failures and p95 duration per hour or day (by creation time).",
     ),
+    "web": (
+        "athenad.cli.web_cmd:web_command",
+        "Serve a web dashboard and a JSON API of the home's jobs (read-only by default).",
+    ),
 }
 
 

@@ -1,0 +1,103 @@
+"""``athenactl web``: serve the dashboard and the JSON API of a home."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+
+import click
+
+from athenad.cli.common import fail, handle_errors, home_option, resolve_home
+from athenad.config import load_config
+
+DEFAULT_BIND = "127.0.0.1:8765"
+
+
+def parse_bind(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:8765`` for IPv6) as host and port; bad input is one sentence."""
+    host, sep, port_text = text.strip().rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        fail(
+            f"--bind must be HOST:PORT with a port from 1 to 65535 (like {DEFAULT_BIND}), "
+            f"not {text!r}."
+        )
+    if host != "localhost":
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            fail(f"--bind needs an IP address or localhost as its host, not {host!r}.")
+    return host, int(port_text)
+
+
+@click.command("web")
+@click.option(
+    "--bind",
+    default=DEFAULT_BIND,
+    show_default=True,
+    metavar="HOST:PORT",
+    help="Where to listen; anything but loopback exposes the jobs to the network.",
+)
+@click.option(
+    "--allow-actions",
+    is_flag=True,
+    help="Allow cancel, retry, approve, pause ... for holders of ATHENA_WEB_TOKEN.",
+)
+@home_option
+@handle_errors
+def web_command(bind: str, allow_actions: bool, home: str | None) -> None:
+    """Serve a web dashboard and a JSON API of the home's jobs (read-only by default).
+
+    Pages: the overview, jobs, a job with its log following live, and a workflow's graph;
+    the API is under /api/. Actions need --allow-actions and a token in ATHENA_WEB_TOKEN:
+    the API takes it as a bearer header, the pages through a login form.
+    """
+    host, port = parse_bind(bind)
+    try:
+        import uvicorn
+
+        from athenad.web.app import build_app
+        from athenad.web.settings import WebSettings
+    except ImportError as exc:
+        fail(f"athenactl web needs the web extra ({exc.name} is missing): install athena[web].")
+    from athenad.store.backend import has_database
+
+    where = resolve_home(home)
+    config = load_config(where)
+    if not has_database(where, config.daemon):
+        fail(
+            f"{where.root} has no athena.db: submit a job or start athenad there first "
+            "(or pass --home / set ATHENA_HOME)."
+        )
+    token = os.environ.get("ATHENA_WEB_TOKEN", "")
+    if allow_actions and not token:
+        fail("--allow-actions needs a token in ATHENA_WEB_TOKEN.")
+    settings = WebSettings(
+        home=where,
+        daemon=config.daemon,
+        allow_actions=allow_actions,
+        token=token,
+        daily_usd=config.budgets.daily_usd,
+    )
+    shown = f"[{host}]" if ":" in host else host
+    mode = "actions on (token required)" if settings.actions_enabled else "read-only"
+    click.echo(f"athena web on http://{shown}:{port}/ ({mode}); Ctrl-C stops it.", err=True)
+    sock = _listen(host, port, bind)
+    server = uvicorn.Server(uvicorn.Config(build_app(settings), log_level="warning"))
+    server.run(sockets=[sock])
+
+
+def _listen(host: str, port: int, bind: str) -> socket.socket:
+    """The listening socket, bound here so a taken port is one clear sentence."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        fail(f"cannot listen on {bind}: {exc.strerror or exc}.")
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock

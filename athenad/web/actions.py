@@ -1,0 +1,58 @@
+"""The changes the dashboard can make, shared by the API and the pages' forms.
+
+Each returns what the matching ``athenactl ... --json`` prints.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from athenad.errors import InvalidInput
+from athenad.web.data import store
+from athenad.web.settings import WebSettings
+
+JOB_ACTIONS = ("cancel", "retry", "approve", "reject", "send")
+QUEUE_ACTIONS = ("pause", "resume")
+
+
+def job_action(web: WebSettings, job_id: str, action: str, form: dict[str, Any]) -> dict[str, Any]:
+    """Run one job action; ``form`` carries ``note`` (approve/reject) or ``key`` and
+    ``payload`` (send)."""
+    with store(web) as queue:
+        if action == "cancel":
+            return {"id": job_id, "status": queue.cancel(job_id)}
+        if action == "retry":
+            return {"id": job_id, "status": queue.retry(job_id)}
+        if action in ("approve", "reject"):
+            note = form.get("note") or None
+            decision = queue.decide_approval(job_id, action == "approve", note)
+            return {"id": job_id, "decision": decision, "status": "pending"}
+        if action == "send":
+            from athenad.store.steps import step_store
+
+            key = str(form.get("key") or "")
+            payload = _payload(form.get("payload"))
+            outcome = step_store(queue).send_event(job_id, key, payload)
+            return {"id": job_id, "key": key, "outcome": outcome}
+    raise InvalidInput(f"unknown action {action!r}; one of {', '.join(JOB_ACTIONS)}.")
+
+
+def _payload(value: Any) -> Any:
+    """A form's payload is JSON text (empty: none); an API body's is the value itself."""
+    if not isinstance(value, str):
+        return value
+    if not value.strip():
+        return None
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"the payload is not JSON: {exc}.") from None
+
+
+def queue_action(web: WebSettings, name: str, action: str) -> dict[str, Any]:
+    if action not in QUEUE_ACTIONS:
+        raise InvalidInput(f"unknown action {action!r}; one of {', '.join(QUEUE_ACTIONS)}.")
+    with store(web) as queue:
+        queue.pause_queue(name, action == "pause")
+    return {"queue": name, "state": "paused" if action == "pause" else "open"}

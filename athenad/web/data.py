@@ -1,0 +1,291 @@
+"""What the pages and the API show, read from the home's database.
+
+Lists, counts and figures come from a read-only reader (:func:`reading`); one job's
+details, steps, logs and checkpoints from the store, as the CLI reads them. Every
+function returns plain dicts with the keys of the matching ``--json`` output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Iterator
+from typing import Any
+
+from athenad.analytics import queries as analytics
+from athenad.analytics.readers import Reader, open_reader
+from athenad.errors import InvalidInput
+from athenad.store.contract import STATUSES, JobStore
+from athenad.store.jobspec import decode_json
+from athenad.util.timefmt import parse_since, utc_now_text
+from athenad.web import sql
+from athenad.web.settings import WebSettings
+
+PAGE_SIZE = 50
+MAX_LIMIT = 500
+GRAPH_MAX_NODES = 300  # a larger workflow is drawn in part, and says so
+
+
+@contextlib.contextmanager
+def reading(web: WebSettings) -> Iterator[Reader]:
+    """A read-only connection to the home's database, closed afterwards."""
+    with open_reader(web.home, web.daemon) as reader:
+        yield reader
+
+
+@contextlib.contextmanager
+def store(web: WebSettings) -> Iterator[JobStore]:
+    """The home's store, for one job's details and for actions."""
+    from athenad.store.backend import has_database, open_store
+
+    if not has_database(web.home, web.daemon):
+        raise InvalidInput(f"there is no athena.db in {web.home.root}.")
+    with contextlib.closing(open_store(web.home, web.daemon)) as queue:
+        yield queue
+
+
+@dataclasses.dataclass(frozen=True)
+class JobFilter:
+    """The jobs list's filters and page; built from query parameters, checked once."""
+
+    status: str | None = None
+    type: str | None = None
+    agent: str | None = None
+    queue: str | None = None
+    q: str | None = None
+    limit: int = PAGE_SIZE
+    offset: int = 0
+
+    @classmethod
+    def parse(cls, params: dict[str, str]) -> JobFilter:
+        """From query parameters; a bad value is one InvalidInput sentence."""
+        status = params.get("status") or None
+        if status is not None and status not in STATUSES:
+            raise InvalidInput(f"status must be one of {', '.join(STATUSES)}, not {status!r}.")
+        limit = _whole(params, "limit", PAGE_SIZE, 1, MAX_LIMIT)
+        offset = _whole(params, "offset", 0, 0, 10**9)
+        if "page" in params and "offset" not in params:
+            offset = (_whole(params, "page", 1, 1, 10**7) - 1) * limit
+        return cls(
+            status=status,
+            type=params.get("type") or None,
+            agent=params.get("agent") or None,
+            queue=params.get("queue") or None,
+            q=(params.get("q") or "").strip() or None,
+            limit=limit,
+            offset=offset,
+        )
+
+    def params(self) -> dict[str, Any]:
+        pattern = None
+        if self.q:
+            escaped = self.q.lower().replace("\\", "").replace("%", "").replace("_", "")
+            pattern = f"%{escaped}%" if escaped else None
+        return {
+            "status": self.status,
+            "type": self.type,
+            "agent": self.agent,
+            "queue": self.queue,
+            "pattern": pattern,
+            "limit": self.limit,
+            "offset": self.offset,
+        }
+
+    def query(self, **changes: Any) -> dict[str, str]:
+        """These filters as query parameters (for links), with some changed."""
+        values = {**dataclasses.asdict(self), **changes}
+        values.pop("limit") if values["limit"] == PAGE_SIZE else None
+        return {k: str(v) for k, v in values.items() if v not in (None, "", 0)}
+
+
+def _whole(params: dict[str, str], name: str, default: int, low: int, high: int) -> int:
+    text = params.get(name)
+    if text is None or text == "":
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise InvalidInput(f"{name} must be a whole number, not {text!r}.") from None
+    if not low <= value <= high:
+        raise InvalidInput(f"{name} must be between {low} and {high}, not {value}.")
+    return value
+
+
+def job_row(row: dict[str, Any], parents: list[str]) -> dict[str, Any]:
+    """A jobs-table row as the store gives it: payload and result decoded, parents listed."""
+    from athenad.cli.ctl import SHOW_KEYS
+
+    job = dict(row)
+    job["payload"] = decode_json(job.get("payload"))
+    job["result"] = decode_json(job.get("result"))
+    job["parents"] = parents
+    return {key: job.get(key) for key in SHOW_KEYS}
+
+
+def list_jobs(reader: Reader, where: JobFilter) -> dict[str, Any]:
+    """``{"jobs": [...], "total", "limit", "offset"}``; each job has ``athenactl ls
+    --json``'s keys."""
+    params = where.params()
+    with reader.snapshot():
+        found = sql.rows(reader, "jobs_page", params)
+        total = int(sql.rows(reader, "jobs_total", params)[0]["n"])
+        parents: dict[str, list[str]] = {row["id"]: [] for row in found}
+        if parents:
+            for edge in sql.rows(reader, "parents_of", {"ids": list(parents)}):
+                parents[edge["job_id"]].append(edge["parent_id"])
+    jobs = [job_row(row, sorted(parents[row["id"]])) for row in found]
+    return {"jobs": jobs, "total": total, "limit": where.limit, "offset": where.offset}
+
+
+def filter_choices(reader: Reader) -> dict[str, list[str]]:
+    """The agent types and queues that jobs name, for the filter form."""
+    return {
+        "agents": [row["agent_type"] for row in sql.rows(reader, "agent_types")],
+        "queues": [row["queue"] for row in sql.rows(reader, "queue_names")],
+    }
+
+
+def children(reader: Reader, job_id: str) -> list[dict[str, Any]]:
+    """The jobs that wait for this one: id, type, status."""
+    ids = [edge["job_id"] for edge in sql.rows(reader, "children_of", {"ids": [job_id]})]
+    return brief(reader, ids)
+
+
+def brief(reader: Reader, ids: list[str]) -> list[dict[str, Any]]:
+    """id, type, status, queue and created_at of the given jobs, in id order."""
+    if not ids:
+        return []
+    return sorted(sql.rows(reader, "brief_jobs", {"ids": ids}), key=lambda row: row["id"])
+
+
+def workflow(reader: Reader, job_id: str) -> dict[str, Any]:
+    """The jobs connected to ``job_id`` through dependencies, either way, and the edges.
+
+    ``{"nodes": [{id, type, status, queue, created_at}], "edges": [[parent, child]],
+    "truncated": bool}``; at most GRAPH_MAX_NODES nodes, nearest first.
+    """
+    seen = {job_id}
+    edges: set[tuple[str, str]] = set()
+    frontier = [job_id]
+    truncated = False
+    with reader.snapshot():
+        while frontier and not truncated:
+            found = sql.rows(reader, "parents_of", {"ids": frontier}) + sql.rows(
+                reader, "children_of", {"ids": frontier}
+            )
+            frontier = []
+            for edge in found:
+                pair = (edge["parent_id"], edge["job_id"])
+                for node in pair:
+                    if node in seen:
+                        continue
+                    if len(seen) >= GRAPH_MAX_NODES:
+                        truncated = True
+                        break
+                    seen.add(node)
+                    frontier.append(node)
+                if pair[0] in seen and pair[1] in seen:
+                    edges.add(pair)
+        nodes = brief(reader, sorted(seen))
+    if job_id not in {node["id"] for node in nodes}:
+        from athenad.errors import JobNotFound
+
+        raise JobNotFound(f"job {job_id!r} does not exist.")
+    return {"nodes": nodes, "edges": sorted(map(list, edges)), "truncated": truncated}
+
+
+def queue_counts(reader: Reader) -> dict[str, dict[str, int]]:
+    """{queue: {status: jobs}} over every job, each status present."""
+    counts: dict[str, dict[str, int]] = {}
+    for row in sql.rows(reader, "queue_status_counts"):
+        counts.setdefault(row["queue"], dict.fromkeys(STATUSES, 0))[row["status"]] = int(row["n"])
+    return dict(sorted(counts.items()))
+
+
+def status_counts(reader: Reader) -> dict[str, int]:
+    """Jobs by status over every job; every status is present."""
+    counts = dict.fromkeys(STATUSES, 0)
+    for row in sql.rows(reader, "status_counts"):
+        counts[row["status"]] = int(row["n"])
+    return counts
+
+
+def overview(reader: Reader) -> dict[str, Any]:
+    """Counts by status and queue, the last hour's and day's outcomes, hourly trends."""
+    now = utc_now_text()
+    hour, day = parse_since("1h"), parse_since("1d")
+    with reader.snapshot():
+        figures = {
+            "by_status": status_counts(reader),
+            "by_queue": queue_counts(reader),
+            "queue": analytics.queue_summary(reader, now),
+            "last_hour": _window(reader, hour, now),
+            "last_day": _window(reader, day, now),
+            "hourly": analytics.trends(reader, day, "hour", now),
+        }
+    return figures
+
+
+def _window(reader: Reader, since: str | None, now: str) -> dict[str, Any]:
+    outcomes = analytics.by_status(reader, since)
+    return {
+        "since": since,
+        "created": sum(outcomes.values()),
+        "failed": outcomes["failed"],
+        "throughput": analytics.throughput(reader, since, now),
+    }
+
+
+def job_details(queue: JobStore, job_id: str) -> dict[str, Any]:
+    """``athenactl show --json``'s job with its steps, checkpoints and log state."""
+    from athenad.cli.ctl import SHOW_KEYS
+    from athenad.storage.job_logs import open_job_logs
+    from athenad.store.steps import step_store
+
+    row = queue.get(job_id)
+    job: dict[str, Any] = {key: row.get(key) for key in SHOW_KEYS}
+    steps = step_store(queue).steps(job_id)
+    job["step_list"], job["steps"] = steps, len(steps)
+    logs = open_job_logs(queue)
+    job["log_lines"] = logs.state(job_id).lines if logs is not None else 0
+    return job
+
+
+def job_logs(queue: JobStore, job_id: str, after: int = 0, limit: int = 1000) -> dict[str, Any]:
+    """``{"lines": [{seq, at, level, message, fields}], "status", "dropped"}`` after seq
+    ``after``."""
+    import msgspec
+
+    from athenad.storage.job_logs import open_job_logs
+
+    logs = open_job_logs(queue)
+    assert logs is not None  # both backends' queues have one
+    state = logs.state(job_id)  # first: a job that ended has stored every line by then
+    lines = logs.read(job_id, after=after, limit=limit)
+    return {
+        "lines": [msgspec.structs.asdict(line) for line in lines],
+        "status": state.status,
+        "dropped": state.dropped,
+    }
+
+
+def checkpoints(web: WebSettings, queue: JobStore, job_id: str) -> list[dict[str, Any]]:
+    """The job's checkpoints: iteration, created_at, size_bytes, valid, error."""
+    from athenad.storage import open_stores
+
+    with contextlib.closing(open_stores(web.home, web.daemon, queue=queue)) as stores:
+        infos = stores.checkpoints.list(job_id)
+    return [
+        {
+            "iteration": info.iteration,
+            "created_at": info.created_at,
+            "size_bytes": info.size_bytes,
+            "valid": info.valid,
+            "error": info.error,
+        }
+        for info in infos
+    ]
+
+
+def now_text() -> str:
+    return utc_now_text()

@@ -1,0 +1,87 @@
+"""The dashboard's own read queries (filters and pages the store does not offer).
+
+Written once with ``:name`` parameters; PostgreSQL gets them as ``%(name)s`` with a
+``::text`` cast where a NULL test needs a type. Rows come back with UTC text times,
+as the analytics readers return them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from athenad.analytics.readers import Reader, SqliteReader
+
+JOB_FILTER = """
+WHERE (:status IS NULL OR status = :status)
+  AND (:type IS NULL OR type = :type)
+  AND (:agent IS NULL OR agent_type = :agent)
+  AND (:queue IS NULL OR queue = :queue)
+  AND (:pattern IS NULL OR lower(id) LIKE :pattern OR lower(coalesce(error, '')) LIKE :pattern)
+"""
+
+QUERIES = {
+    "jobs_page": f"SELECT * FROM jobs {JOB_FILTER} "
+    "ORDER BY created_at DESC, id DESC LIMIT :limit OFFSET :offset",
+    "jobs_total": f"SELECT count(*) AS n FROM jobs {JOB_FILTER}",
+    "queue_status_counts": "SELECT queue, status, count(*) AS n FROM jobs GROUP BY queue, status",
+    "agent_types": "SELECT DISTINCT agent_type FROM jobs ORDER BY agent_type LIMIT 200",
+    "queue_names": "SELECT DISTINCT queue FROM jobs ORDER BY queue LIMIT 200",
+    "status_counts": "SELECT status, count(*) AS n FROM jobs GROUP BY status",
+}
+# Queries over a list of ids take it as JSON text on SQLite and as an array on PostgreSQL.
+SQLITE_ID_QUERIES = {
+    "parents_of": "SELECT job_id, parent_id FROM job_parents "
+    "WHERE job_id IN (SELECT value FROM json_each(:ids))",
+    "children_of": "SELECT job_id, parent_id FROM job_parents "
+    "WHERE parent_id IN (SELECT value FROM json_each(:ids))",
+    "brief_jobs": "SELECT id, type, status, queue, created_at FROM jobs "
+    "WHERE id IN (SELECT value FROM json_each(:ids))",
+}
+POSTGRES_ID_QUERIES = {
+    "parents_of": "SELECT job_id, parent_id FROM job_parents WHERE job_id = ANY(%(ids)s)",
+    "children_of": "SELECT job_id, parent_id FROM job_parents WHERE parent_id = ANY(%(ids)s)",
+    "brief_jobs": "SELECT id, type, status, queue, created_at FROM jobs WHERE id = ANY(%(ids)s)",
+}
+_PARAM = re.compile(r":(\w+)")
+
+
+def _postgres(sql: str) -> str:
+    # `:x IS NULL` needs a type on PostgreSQL; every filter parameter here is text.
+    sql = re.sub(r":(\w+) IS NULL", r"%(\1)s::text IS NULL", sql)
+    return _PARAM.sub(r"%(\1)s", sql)
+
+
+POSTGRES_QUERIES = {name: _postgres(sql) for name, sql in QUERIES.items()}
+
+
+def rows(reader: Reader, name: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Every row of one of this module's queries, on the reader's connection."""
+    params = dict(params or {})
+    if isinstance(reader, SqliteReader):
+        import json
+
+        sql = QUERIES.get(name) or SQLITE_ID_QUERIES[name]
+        if "ids" in params:
+            params["ids"] = json.dumps(list(params["ids"]))
+        cursor = reader.conn.execute(sql, params)
+        names: list[str] | None = None
+        found = []
+        for row in cursor:
+            names = names or [d[0] for d in cursor.getdescription()]
+            found.append(dict(zip(names, row, strict=True)))
+        return found
+    return _postgres_rows(reader, POSTGRES_QUERIES.get(name) or POSTGRES_ID_QUERIES[name], params)
+
+
+def _postgres_rows(reader: Reader, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    from psycopg.rows import dict_row
+
+    from athenad.analytics.postgres_reader import _as_text
+
+    if "ids" in params:
+        params["ids"] = list(params["ids"])
+    conn = reader.conn  # type: ignore[attr-defined]
+    with conn.cursor(row_factory=dict_row) as cursor:
+        cursor.execute(sql, params)
+        return [{key: _as_text(value) for key, value in row.items()} for row in cursor]
