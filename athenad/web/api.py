@@ -19,7 +19,15 @@ from athenad.errors import AthenaError, InvalidInput
 from athenad.web import actions, data
 from athenad.web.auth import bearer_ok
 from athenad.web.live import events, job_stream
-from athenad.web.responses import Json, error_message, error_status, json_error, query, settings_of
+from athenad.web.responses import (
+    Json,
+    error_message,
+    error_status,
+    form_fields,
+    json_error,
+    query,
+    settings_of,
+)
 
 Handler = Callable[[Request], Any]
 
@@ -166,7 +174,7 @@ async def _body(request: Request) -> dict[str, Any]:
             if isinstance(value, dict):
                 return value
         raise InvalidInput("the request body must be a JSON object.")
-    return dict((await request.form()).items())
+    return await form_fields(request)
 
 
 async def job_action(request: Request) -> Response:

@@ -21,7 +21,7 @@ from starlette.templating import Jinja2Templates
 from athenad.errors import AthenaError, InvalidInput
 from athenad.store.contract import STATUSES
 from athenad.web import actions, auth, data, svg
-from athenad.web.responses import error_message, error_status, query, settings_of
+from athenad.web.responses import error_message, error_status, form_fields, query, settings_of
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 templates.env.filters["urlencode_params"] = lambda params: urlencode(params)
@@ -148,7 +148,7 @@ def login_form(request: Request) -> dict[str, Any]:
 async def login(request: Request) -> Response:
     """Check the token from the form; a match sets the session cookie."""
     web = settings_of(request)
-    form = await request.form()
+    form = await form_fields(request)
     target = _local(str(form.get("next") or "/"))
     if not auth.token_ok(web, str(form.get("token") or "")):
         message = (
@@ -194,7 +194,7 @@ async def _act(request: Request, back: str, run: Any, target: str, action: str) 
     from starlette.concurrency import run_in_threadpool
 
     web = settings_of(request)
-    form = {key: str(value) for key, value in (await request.form()).items()}
+    form = await form_fields(request)
     if not web.actions_enabled:
         return render(request, "error.html", {"message": "actions are off."}, 403)
     if not auth.csrf_ok(web, request, form.get("csrf", "")):

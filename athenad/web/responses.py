@@ -59,3 +59,15 @@ def settings_of(request: Request) -> WebSettings:
 def query(request: Request) -> dict[str, str]:
     """The query parameters, the last of a repeated one winning."""
     return dict(request.query_params.items())
+
+
+async def form_fields(request: Request) -> dict[str, str]:
+    """A urlencoded form's fields, the last of a repeated one winning.
+
+    Parsed here rather than by Starlette, which needs python-multipart for any form:
+    the dashboard's forms send no files.
+    """
+    from urllib.parse import parse_qsl
+
+    body = (await request.body()).decode("utf-8", errors="replace")
+    return dict(parse_qsl(body, keep_blank_values=True))

@@ -1,0 +1,101 @@
+"""Actions need --allow-actions and the token: a bearer header for the API, the login
+cookie and the form's CSRF token for the pages."""
+
+from __future__ import annotations
+
+import re
+
+from tests.web.conftest import TOKEN
+
+BEARER = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def _status(client, job_id: str) -> str:
+    return client.get(f"/api/jobs/{job_id}").json()["status"]
+
+
+def test_read_only_server_refuses_every_action(client, jobs):
+    for url in (f"/api/jobs/{jobs['lone']}/cancel", "/api/queues/default/pause"):
+        answer = client.post(url, headers=BEARER)
+        assert answer.status_code == 403
+        assert "actions are off" in answer.json()["error"]
+    page = client.post(f"/jobs/{jobs['lone']}/cancel", data={"csrf": "x"})
+    assert page.status_code == 403
+    assert _status(client, jobs["lone"]) == "pending"
+    login = client.post("/login", data={"token": TOKEN})
+    assert login.status_code == 403 and "actions are off" in login.text
+
+
+def test_api_actions_need_the_bearer_token(acting, jobs):
+    url = f"/api/jobs/{jobs['lone']}/cancel"
+    assert acting.post(url).status_code == 403
+    assert acting.post(url, headers={"Authorization": "Bearer wrong"}).status_code == 403
+    assert acting.get(url).status_code == 405  # POST only
+    assert _status(acting, jobs["lone"]) == "pending"
+    done = acting.post(url, headers=BEARER)
+    assert done.status_code == 200 and done.json() == {"id": jobs["lone"], "status": "cancelled"}
+    assert _status(acting, jobs["lone"]) == "cancelled"
+
+
+def test_api_retry_send_pause_resume(acting, jobs):
+    retried = acting.post(f"/api/jobs/{jobs['child']}/retry", headers=BEARER).json()
+    assert retried["id"] == jobs["child"] and _status(acting, jobs["child"]) == retried["status"]
+    sent = acting.post(
+        f"/api/jobs/{jobs['lone']}/send", headers=BEARER, json={"key": "go", "payload": {"n": 1}}
+    ).json()
+    assert sent["id"] == jobs["lone"] and sent["key"] == "go" and sent["outcome"]
+    paused = acting.post("/api/queues/batch/pause", headers=BEARER).json()
+    assert paused == {"queue": "batch", "state": "paused"}
+    queues = {row["name"]: row for row in acting.get("/api/queues").json()}
+    assert queues["batch"]["paused"] is True
+    assert acting.post("/api/queues/batch/resume", headers=BEARER).json()["state"] == "open"
+    unknown = acting.post(f"/api/jobs/{jobs['lone']}/explode", headers=BEARER)
+    assert unknown.status_code == 400 and "unknown action" in unknown.json()["error"]
+    missing = acting.post("/api/jobs/nope/cancel", headers=BEARER)
+    assert missing.status_code == 404
+
+
+def test_approve_of_a_job_not_awaiting_is_refused_with_a_sentence(acting, jobs):
+    answer = acting.post(f"/api/jobs/{jobs['lone']}/approve", headers=BEARER, json={})
+    assert answer.status_code in (400, 409)
+    assert answer.json()["error"]
+
+
+def _login(client) -> str:
+    """Log in through the form; returns the CSRF token the job page's forms carry."""
+    page = client.post("/login", data={"token": TOKEN, "next": "/jobs"}, follow_redirects=False)
+    assert page.status_code == 303 and page.headers["location"] == "/jobs"
+    assert "athena_session" in page.headers["set-cookie"]
+    assert "httponly" in page.headers["set-cookie"].lower()
+    return ""
+
+
+def test_pages_act_after_login_with_the_csrf_token(acting, jobs):
+    url = f"/jobs/{jobs['lone']}"
+    before = acting.get(url).text
+    assert "Log in" in before and re.search(r"<button disabled[^>]*>Cancel</button>", before)
+    assert acting.post("/login", data={"token": "wrong"}).status_code == 403
+    _login(acting)
+    page = acting.get(url).text
+    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page).group(1)
+    assert re.search(r"<button >Cancel</button>|<button>Cancel</button>", page)
+    refused = acting.post(f"{url}/cancel", data={"csrf": "0" * 64})
+    assert refused.status_code == 403 and "CSRF" in refused.text
+    assert _status(acting, jobs["lone"]) == "pending"
+    done = acting.post(f"{url}/cancel", data={"csrf": csrf}, follow_redirects=False)
+    assert done.status_code == 303 and done.headers["location"].startswith(url + "?done=")
+    assert _status(acting, jobs["lone"]) == "cancelled"
+    assert "cancel: cancelled" in acting.get(done.headers["location"]).text
+
+
+def test_a_session_cookie_from_another_token_is_not_a_session(acting, jobs, home):
+    from tests.web.conftest import make_client
+
+    _login(acting)
+    cookie = acting.cookies.get("athena_session")
+    other = make_client(home, actions=True)
+    other.app.state.web = type(other.app.state.web)(
+        **{**other.app.state.web.__dict__, "token": "another-token"}
+    )
+    other.cookies.set("athena_session", cookie)
+    assert "Log in to act" in other.get("/").text

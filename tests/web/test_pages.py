@@ -1,0 +1,86 @@
+"""Every page renders complete from the server (no JavaScript needed), with its content."""
+
+from __future__ import annotations
+
+import re
+
+
+def test_overview_shows_counts_queues_chart_and_workers(client, jobs):
+    page = client.get("/")
+    assert page.status_code == 200
+    html = page.text
+    for status in ("completed", "failed", "cancelled", "pending"):
+        assert status in html
+    assert 'href="/jobs?queue=batch"' in html and 'href="/jobs?queue=default"' in html
+    assert '<svg class="chart"' in html and "jobs per hour" in html
+    assert "no daemon running in this home" in html
+    assert "read-only" in html  # actions are off
+    assert 'src="/static/live.js"' in html and "cdn" not in html.lower()
+
+
+def test_jobs_page_filters_and_pages(client, jobs):
+    html = client.get("/jobs").text
+    assert all(job_id in html for job_id in jobs.values())
+    failed = client.get("/jobs", params={"status": "failed"}).text
+    assert jobs["child"] in failed and jobs["root"] not in failed
+    assert "ValueError: bad input 42" in failed
+    found = client.get("/jobs", params={"q": "BAD INPUT"}).text
+    assert jobs["child"] in found and jobs["lone"] not in found
+    first = client.get("/jobs", params={"limit": 2}).text
+    assert "page 1 of 2" in first and "older" in first
+    second = client.get("/jobs", params={"limit": 2, "page": 2}).text
+    assert "page 2 of 2" in second and "newer" in second
+
+
+def test_a_bad_filter_is_one_sentence_and_400(client, jobs):
+    page = client.get("/jobs", params={"status": "nonsense"})
+    assert page.status_code == 400
+    assert "status must be one of" in page.text
+
+
+def test_the_fragment_is_the_live_part_alone(client, jobs):
+    part = client.get("/jobs", params={"fragment": 1, "status": "failed"}).text
+    assert jobs["child"] in part and "<html" not in part
+
+
+def test_job_page_shows_everything_about_a_failed_job(client, jobs):
+    html = client.get(f"/jobs/{jobs['child']}").text
+    assert "ValueError: bad input 42" in html and "Traceback ..." in html
+    assert "starting" in html and "boom" in html  # its log lines
+    assert f'href="/jobs/{jobs["root"]}"' in html  # parent
+    assert f'href="/jobs/{jobs["grandchild"]}"' in html  # child
+    assert (
+        "&#34;step&#34;: &#34;child&#34;" in html
+        or "&quot;step&quot;" in html
+        or ('"step": "child"' in html)
+    )
+    assert f"/api/jobs/{jobs['child']}/stream?after=2" in html  # follows from the last line
+    # Actions are shown, disabled: the server is read-only.
+    assert re.search(r"<button disabled[^>]*>Cancel</button>", html)
+
+
+def test_unknown_job_page_is_404(client, jobs):
+    page = client.get("/jobs/no-such-job")
+    assert page.status_code == 404 and "does not exist" in page.text
+
+
+def test_workflow_graph_has_every_node_and_edge(client, jobs):
+    html = client.get(f"/jobs/{jobs['grandchild']}/graph").text
+    nodes = set(re.findall(r'class="node" data-id="([^"]+)" data-status="([^"]+)"', html))
+    assert nodes == {
+        (jobs["root"], "completed"),
+        (jobs["child"], "failed"),
+        (jobs["grandchild"], "cancelled"),
+    }
+    edges = set(re.findall(r'class="edge" data-from="([^"]+)" data-to="([^"]+)"', html))
+    assert edges == {(jobs["root"], jobs["child"]), (jobs["child"], jobs["grandchild"])}
+    assert f'href="/jobs/{jobs["root"]}"' in html
+    assert "3 job(s), 2 dependencies" in html
+
+
+def test_login_page_and_static_files(client, jobs):
+    assert "Log in" in client.get("/login").text
+    css = client.get("/static/athena.css")
+    assert css.status_code == 200 and "body" in css.text
+    assert "EventSource" in client.get("/static/live.js").text
+    assert client.get("/no/such/page").status_code == 404
