@@ -43,7 +43,7 @@ POSTGRES_ID_QUERIES = {
     "children_of": "SELECT job_id, parent_id FROM job_parents WHERE parent_id = ANY(%(ids)s)",
     "brief_jobs": "SELECT id, type, status, queue, created_at FROM jobs WHERE id = ANY(%(ids)s)",
 }
-_PARAM = re.compile(r":(\w+)")
+_PARAM = re.compile(r"(?<!:):(\w+)")  # not the :: of a cast
 
 
 def _postgres(sql: str) -> str:
