@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime as dt
+import time
 from collections.abc import Iterator
 from typing import Any
 
 from athenad.analytics import queries as analytics
 from athenad.analytics.readers import Reader, open_reader
 from athenad.errors import InvalidInput
-from athenad.store.contract import STATUSES, JobStore
+from athenad.store.contract import STATUSES, UNFINISHED, JobStore
 from athenad.store.jobspec import decode_json
-from athenad.util.timefmt import parse_since, utc_now_text
+from athenad.util.timefmt import parse_since, parse_ts, utc_now_text
 from athenad.web import sql
 from athenad.web.settings import WebSettings
 
@@ -137,12 +139,30 @@ def list_jobs(reader: Reader, where: JobFilter) -> dict[str, Any]:
     return {"jobs": jobs, "total": total, "limit": where.limit, "offset": where.offset}
 
 
-def filter_choices(reader: Reader) -> dict[str, list[str]]:
-    """The agent types and queues that jobs name, for the filter form."""
-    return {
+def database_key(web: WebSettings) -> str:
+    """Which database the settings name, as a key for what is cached of it."""
+    return f"{web.home.db_path}|{web.daemon.database_url}|{web.daemon.database_schema}"
+
+
+CHOICES_TTL_S = 30.0
+_choices: dict[str, tuple[float, dict[str, list[str]]]] = {}
+
+
+def filter_choices(reader: Reader, key: str = "") -> dict[str, list[str]]:
+    """The agent types and queues that jobs name, for the filter form.
+
+    Kept for CHOICES_TTL_S per database (``key``): listing them reads the whole jobs
+    table, and they seldom change.
+    """
+    cached = _choices.get(key)
+    if key and cached and time.monotonic() - cached[0] < CHOICES_TTL_S:
+        return cached[1]
+    choices = {
         "agents": [row["agent_type"] for row in sql.rows(reader, "agent_types")],
         "queues": [row["queue"] for row in sql.rows(reader, "queue_names")],
     }
+    _choices[key] = (time.monotonic(), choices)
+    return choices
 
 
 def children(reader: Reader, job_id: str) -> list[dict[str, Any]]:
@@ -194,12 +214,44 @@ def workflow(reader: Reader, job_id: str) -> dict[str, Any]:
     return {"nodes": nodes, "edges": sorted(map(list, edges)), "truncated": truncated}
 
 
-def queue_counts(reader: Reader) -> dict[str, dict[str, int]]:
-    """{queue: {status: jobs}} over every job, each status present."""
-    counts: dict[str, dict[str, int]] = {}
+def queue_counts(reader: Reader) -> dict[str, dict[str, Any]]:
+    """{queue: {unfinished status: jobs, ..., "paused": bool}} for queues with unfinished
+    jobs or paused."""
+    counts: dict[str, dict[str, Any]] = {}
+
+    def entry(name: str) -> dict[str, Any]:
+        return counts.setdefault(name, {**dict.fromkeys(UNFINISHED, 0), "paused": False})
+
     for row in sql.rows(reader, "queue_status_counts"):
-        counts.setdefault(row["queue"], dict.fromkeys(STATUSES, 0))[row["status"]] = int(row["n"])
+        entry(row["queue"])[row["status"]] = int(row["n"])
+    for row in sql.rows(reader, "paused_queues"):
+        entry(row["name"])["paused"] = True
     return dict(sorted(counts.items()))
+
+
+def hourly(reader: Reader, now: dt.datetime, hours: int = 24) -> list[dict[str, Any]]:
+    """``[{"bucket": "2026-12-02 10:00", "jobs", "failed"}]`` for the last ``hours``
+    hours by creation time, oldest first, empty hours included.
+
+    Lighter than the analytics' trends (no percentiles), as the overview redraws often.
+    """
+    start = now.replace(minute=0, second=0, microsecond=0) - dt.timedelta(hours=hours - 1)
+    found = {
+        row["bucket"]: row
+        for row in sql.rows(reader, "hourly", {"since": start.strftime("%Y-%m-%d %H:%M:%S")})
+    }
+    buckets = []
+    for step in range(hours):
+        moment = start + dt.timedelta(hours=step)
+        row = found.get(moment.strftime("%Y-%m-%d %H"), {})
+        buckets.append(
+            {
+                "bucket": moment.strftime("%Y-%m-%d %H:00"),
+                "jobs": int(row.get("jobs") or 0),
+                "failed": int(row.get("failed") or 0),
+            }
+        )
+    return buckets
 
 
 def status_counts(reader: Reader) -> dict[str, int]:
@@ -221,7 +273,7 @@ def overview(reader: Reader) -> dict[str, Any]:
             "queue": analytics.queue_summary(reader, now),
             "last_hour": _window(reader, hour, now),
             "last_day": _window(reader, day, now),
-            "hourly": analytics.trends(reader, day, "hour", now),
+            "hourly": hourly(reader, parse_ts(now)),
         }
     return figures
 

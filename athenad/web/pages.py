@@ -19,7 +19,7 @@ from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
 from athenad.errors import AthenaError, InvalidInput
-from athenad.store.contract import STATUSES
+from athenad.store.contract import STATUSES, UNFINISHED
 from athenad.web import actions, auth, data, svg
 from athenad.web.responses import error_message, error_status, form_fields, query, settings_of
 
@@ -81,6 +81,7 @@ def overview(request: Request) -> dict[str, Any]:
     return {
         "figures": figures,
         "status": status,
+        "unfinished": UNFINISHED,
         "hourly_chart": Markup(svg.bar_chart(figures["hourly"], title="jobs per hour, 24 h")),
         "live_url": "/?fragment=1",
     }
@@ -91,7 +92,7 @@ def jobs(request: Request) -> dict[str, Any]:
     where = data.JobFilter.parse(params)
     with data.reading(settings_of(request)) as reader:
         listing = data.list_jobs(reader, where)
-        choices = data.filter_choices(reader)
+        choices = data.filter_choices(reader, data.database_key(settings_of(request)))
     page_no = where.offset // where.limit + 1
     pages = max((listing["total"] + where.limit - 1) // where.limit, 1)
     fragment_query = {**where.query(), "fragment": "1"}

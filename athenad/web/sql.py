@@ -24,13 +24,21 @@ QUERIES = {
     "jobs_page": f"SELECT * FROM jobs {JOB_FILTER} "
     "ORDER BY created_at DESC, id DESC LIMIT :limit OFFSET :offset",
     "jobs_total": f"SELECT count(*) AS n FROM jobs {JOB_FILTER}",
-    "queue_status_counts": "SELECT queue, status, count(*) AS n FROM jobs GROUP BY queue, status",
+    # Unfinished jobs only: the status index finds them, where counting every job by
+    # queue would read the whole table on each refresh.
+    "queue_status_counts": "SELECT queue, status, count(*) AS n FROM jobs "
+    "WHERE status IN ('scheduled', 'blocked', 'pending', 'running', 'awaiting_approval', "
+    "'waiting') GROUP BY queue, status",
+    "paused_queues": "SELECT name FROM queues WHERE paused",
     "agent_types": "SELECT DISTINCT agent_type FROM jobs ORDER BY agent_type LIMIT 200",
     "queue_names": "SELECT DISTINCT queue FROM jobs ORDER BY queue LIMIT 200",
     "status_counts": "SELECT status, count(*) AS n FROM jobs GROUP BY status",
 }
-# Queries over a list of ids take it as JSON text on SQLite and as an array on PostgreSQL.
+# Queries that differ by dialect. A list of ids is JSON text on SQLite and an array on
+# PostgreSQL; an hour is a prefix of SQLite's UTC text and to_char() of a timestamptz.
 SQLITE_ID_QUERIES = {
+    "hourly": "SELECT substr(created_at, 1, 13) AS bucket, count(*) AS jobs, "
+    "sum(status = 'failed') AS failed FROM jobs WHERE created_at >= :since GROUP BY bucket",
     "parents_of": "SELECT job_id, parent_id FROM job_parents "
     "WHERE job_id IN (SELECT value FROM json_each(:ids))",
     "children_of": "SELECT job_id, parent_id FROM job_parents "
@@ -39,6 +47,9 @@ SQLITE_ID_QUERIES = {
     "WHERE id IN (SELECT value FROM json_each(:ids))",
 }
 POSTGRES_ID_QUERIES = {
+    "hourly": "SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24') AS bucket, "
+    "count(*) AS jobs, count(*) FILTER (WHERE status = 'failed') AS failed FROM jobs "
+    "WHERE created_at >= %(since)s::timestamp AT TIME ZONE 'UTC' GROUP BY bucket",
     "parents_of": "SELECT job_id, parent_id FROM job_parents WHERE job_id = ANY(%(ids)s)",
     "children_of": "SELECT job_id, parent_id FROM job_parents WHERE parent_id = ANY(%(ids)s)",
     "brief_jobs": "SELECT id, type, status, queue, created_at FROM jobs WHERE id = ANY(%(ids)s)",

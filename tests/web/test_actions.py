@@ -48,6 +48,8 @@ def test_api_retry_send_pause_resume(acting, jobs):
     assert paused == {"queue": "batch", "state": "paused"}
     queues = {row["name"]: row for row in acting.get("/api/queues").json()}
     assert queues["batch"]["paused"] is True
+    overview = acting.get("/").text  # a paused queue is listed, with nothing waiting in it
+    assert re.search(r'queue=batch">batch</a></td><td>paused</td>', overview)
     assert acting.post("/api/queues/batch/resume", headers=BEARER).json()["state"] == "open"
     unknown = acting.post(f"/api/jobs/{jobs['lone']}/explode", headers=BEARER)
     assert unknown.status_code == 400 and "unknown action" in unknown.json()["error"]
