@@ -12,6 +12,13 @@ from athenad.cli.common import fail, handle_errors, home_option, resolve_home
 from athenad.config import load_config
 
 DEFAULT_BIND = "127.0.0.1:8765"
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+# An open event stream would hold Ctrl-C until the browser left; this caps the wait.
+SHUTDOWN_GRACE_S = 2
+
+
+def _loopback(host: str) -> bool:
+    return host == "localhost" or ipaddress.ip_address(host).is_loopback
 
 
 def parse_bind(text: str) -> tuple[str, int]:
@@ -79,12 +86,17 @@ def web_command(bind: str, allow_actions: bool, home: str | None) -> None:
         allow_actions=allow_actions,
         token=token,
         daily_usd=config.budgets.daily_usd,
+        allowed_hosts=LOOPBACK_NAMES | {host} if _loopback(host) else None,
     )
+    sock = _listen(host, port, bind)
     shown = f"[{host}]" if ":" in host else host
     mode = "actions on (token required)" if settings.actions_enabled else "read-only"
     click.echo(f"athena web on http://{shown}:{port}/ ({mode}); Ctrl-C stops it.", err=True)
-    sock = _listen(host, port, bind)
-    server = uvicorn.Server(uvicorn.Config(build_app(settings), log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            build_app(settings), log_level="warning", timeout_graceful_shutdown=SHUTDOWN_GRACE_S
+        )
+    )
     server.run(sockets=[sock])
 
 

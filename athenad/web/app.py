@@ -13,7 +13,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from athenad.web import api, pages
-from athenad.web.responses import json_error
+from athenad.web.responses import json_error, settings_of
 from athenad.web.settings import WebSettings
 
 STATIC = Path(__file__).parent / "static"
@@ -24,6 +24,9 @@ class Headers(BaseHTTPMiddleware):
     other site may frame them (clickjacking a button would be an action)."""
 
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        allowed = settings_of(request).allowed_hosts
+        if allowed is not None and host_name(request.headers.get("host", "")) not in allowed:
+            return json_error("this server answers only requests for its own address.", 421)
         response = await call_next(request)
         response.headers.setdefault(
             "Content-Security-Policy",
@@ -32,6 +35,13 @@ class Headers(BaseHTTPMiddleware):
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
         return response
+
+
+def host_name(header: str) -> str:
+    """The name in a Host header, without its port: ``[::1]:8765`` -> ``::1``."""
+    if header.startswith("["):
+        return header[1:].partition("]")[0]
+    return header.rpartition(":")[0] if header.count(":") == 1 else header
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:

@@ -24,6 +24,9 @@ class WebSettings:
     token: str = ""
     daily_usd: float | None = None  # [budgets] daily_usd, for /api/stats
     poll_s: float = 1.0  # how often a live stream looks for changes
+    # Host header names answered; None answers any. A server on loopback names only
+    # loopback, so a web page whose DNS name is rebound to 127.0.0.1 reads nothing.
+    allowed_hosts: frozenset[str] | None = None
 
     @property
     def actions_enabled(self) -> bool:

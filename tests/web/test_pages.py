@@ -86,3 +86,24 @@ def test_login_page_and_static_files(client, jobs):
     assert css.status_code == 200 and "body" in css.text
     assert "EventSource" in client.get("/static/live.js").text
     assert client.get("/no/such/page").status_code == 404
+
+
+def test_a_loopback_server_answers_only_its_own_names(home, jobs):
+    import dataclasses
+
+    from tests.web.conftest import make_client
+
+    client = make_client(home)
+    web = client.app.state.web
+    client.app.state.web = dataclasses.replace(web, allowed_hosts=frozenset({"127.0.0.1"}))
+    assert client.get("/", headers={"Host": "127.0.0.1:8765"}).status_code == 200
+    refused = client.get("/api/jobs", headers={"Host": "evil.example:8765"})
+    assert refused.status_code == 421 and "its own address" in refused.json()["error"]
+
+
+def test_host_names_lose_their_port():
+    from athenad.web.app import host_name
+
+    assert host_name("127.0.0.1:8765") == "127.0.0.1"
+    assert host_name("localhost") == "localhost"
+    assert host_name("[::1]:8765") == "::1"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import socket
@@ -62,11 +63,19 @@ def test_web_serves_pages_and_api_over_http(home, jobs):
         status, text = fetch(base + "/api/jobs")
         assert status == 200
         assert {job["id"] for job in json.loads(text)["jobs"]} == set(jobs.values())
-    finally:
+        # Another name for this address (a DNS rebinding) is refused.
+        rebound = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        rebound.request("GET", "/api/jobs", headers={"Host": f"evil.example:{port}"})
+        assert rebound.getresponse().status == 421
+        rebound.close()
+        # An event stream left open does not keep the server from stopping.
+        stream = urllib.request.urlopen(base + "/api/events", timeout=5)
+        assert stream.readline().startswith(b"id: 1")
         server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
+        server.wait(timeout=10)
+        stream.close()
+    finally:
+        if server.poll() is None:
             server.kill()
             server.wait()
     assert "read-only" in server.stderr.read()
@@ -101,3 +110,15 @@ def test_a_taken_port_is_one_sentence(home, jobs):
 def test_a_home_without_a_database_is_refused(tmp_path):
     result = cli("athenactl", "web", "--home", str(tmp_path / "empty"))
     assert result.returncode == 1 and "has no athena.db" in result.stderr
+
+
+def test_help_and_other_commands_load_no_web_module(tmp_path):
+    from tests.unit.test_cli_imports import loaded_modules, offending
+
+    web = ("athenad.web", "starlette", "uvicorn", "jinja2", "anyio", "httpx")
+    result, modules = loaded_modules(tmp_path, "--help")
+    assert result.returncode == 0 and " web " in result.stdout
+    assert offending(modules, web) == []
+    result, modules = loaded_modules(tmp_path, "web", "--help")
+    assert result.returncode == 0 and "--allow-actions" in result.stdout
+    assert offending(modules, web) == []
