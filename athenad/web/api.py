@@ -135,6 +135,12 @@ def failed(request: Request) -> Any:
         return analytics.failed_jobs(reader, _since(request, "all"), limit=limit)
 
 
+def failed_groups(request: Request) -> Any:
+    """Failed jobs grouped by the first line of their error (since: 1d)."""
+    with data.reading(settings_of(request)) as reader:
+        return data.failed_groups(reader, _since(request, "1d"))
+
+
 def queues(request: Request) -> Any:
     """``athenactl queue ls --json``."""
     with data.store(settings_of(request)) as queue:
@@ -152,6 +158,29 @@ def overview(request: Request) -> Any:
     """The overview page's figures: counts by status and queue, last hour and day."""
     with data.reading(settings_of(request)) as reader:
         return data.overview(reader)
+
+
+def prometheus(request: Request) -> Any:
+    """``athenactl metrics``: Prometheus text (window: 1h by default)."""
+    from starlette.responses import PlainTextResponse
+
+    from athenad.analytics import metrics
+    from athenad.daemon.slots import crash_totals
+    from athenad.daemon.status import worker_processes
+    from athenad.paths import read_pid
+    from athenad.util.timefmt import parse_since
+
+    web = settings_of(request)
+    lower = parse_since(request.query_params.get("window") or "1h", "window")
+    with data.reading(web) as reader:
+        figures = metrics.metrics(reader, lower)
+    pid = read_pid(web.home)
+    gauges = {
+        "athena_daemon_up": ("1 if the athenad supervisor is running.", int(pid is not None)),
+        "athena_workers": ("Live worker processes.", len(worker_processes(pid)) if pid else 0),
+    }
+    text = metrics.prometheus_text(figures, gauges, crash_totals(web.home))
+    return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
 def healthz(request: Request) -> Any:
@@ -227,6 +256,7 @@ def routes() -> list[Route]:
     get = ["GET"]
     return [
         Route("/healthz", answers(healthz), methods=get),
+        Route("/metrics", answers(prometheus), methods=get),
         Route("/api/jobs", answers(jobs), methods=get),
         Route("/api/jobs/{job_id}", answers(job), methods=get),
         Route("/api/jobs/{job_id}/logs", answers(job_logs), methods=get),
@@ -240,6 +270,7 @@ def routes() -> list[Route]:
         Route("/api/stats", answers(stats), methods=get),
         Route("/api/trends", answers(trends), methods=get),
         Route("/api/failed", answers(failed), methods=get),
+        Route("/api/failed/groups", answers(failed_groups), methods=get),
         Route("/api/status", answers(status), methods=get),
         Route("/api/overview", answers(overview), methods=get),
         Route("/api/events", events, methods=get),

@@ -288,6 +288,34 @@ def _window(reader: Reader, since: str | None, now: str) -> dict[str, Any]:
     }
 
 
+FAILED_SCAN = 1000  # the newest failures grouped on the failed page
+
+
+def failed_groups(reader: Reader, since: str | None) -> dict[str, Any]:
+    """The newest failed jobs grouped by the first line of their error, most first.
+
+    ``{"groups": [{"error", "jobs", "last_at", "types", "ids"}], "scanned",
+    "complete"}``; ``complete`` is false when more than FAILED_SCAN failed.
+    """
+    rows = analytics.failed_jobs(reader, since, limit=FAILED_SCAN)
+    groups: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        line = row["error_line"] or "(no error recorded)"
+        group = groups.setdefault(
+            line, {"error": line, "jobs": 0, "last_at": None, "types": set(), "ids": []}
+        )
+        group["jobs"] += 1
+        moment = row["completed_at"] or row["created_at"]
+        group["last_at"] = max(group["last_at"] or moment, moment)
+        group["types"].add(row["type"])
+        if len(group["ids"]) < 5:
+            group["ids"].append(row["id"])
+    ordered = sorted(groups.values(), key=lambda g: (-g["jobs"], g["error"]))
+    for group in ordered:
+        group["types"] = sorted(group["types"])
+    return {"groups": ordered, "scanned": len(rows), "complete": len(rows) < FAILED_SCAN}
+
+
 def job_details(queue: JobStore, job_id: str) -> dict[str, Any]:
     """``athenactl show --json``'s job with its steps, checkpoints and log state."""
     from athenad.cli.ctl import SHOW_KEYS

@@ -130,6 +130,16 @@ def job(request: Request) -> dict[str, Any]:
     }
 
 
+def failed(request: Request) -> dict[str, Any]:
+    from athenad.util.timefmt import parse_since
+
+    window = request.query_params.get("since") or "1d"
+    since = parse_since(window, "since")
+    with data.reading(settings_of(request)) as reader:
+        grouped = data.failed_groups(reader, since)
+    return {"grouped": grouped, "window": window, "live_url": f"/failed?since={window}&fragment=1"}
+
+
 def workflow(request: Request) -> dict[str, Any]:
     job_id = request.path_params["job_id"]
     with data.reading(settings_of(request)) as reader:
@@ -219,6 +229,7 @@ def routes() -> list[Route]:
     return [
         Route("/", page("overview.html", overview), methods=["GET"]),
         Route("/jobs", page("jobs.html", jobs), methods=["GET"]),
+        Route("/failed", page("failed.html", failed), methods=["GET"]),
         Route("/jobs/{job_id}", page("job.html", job), methods=["GET"]),
         Route("/jobs/{job_id}/graph", page("workflow.html", workflow), methods=["GET"]),
         Route("/jobs/{job_id}/{action}", job_action, methods=["POST"]),

@@ -107,3 +107,19 @@ def test_host_names_lose_their_port():
     assert host_name("127.0.0.1:8765") == "127.0.0.1"
     assert host_name("localhost") == "localhost"
     assert host_name("[::1]:8765") == "::1"
+
+
+def test_failed_page_groups_by_error(client, jobs):
+    html = client.get("/failed").text
+    assert "ValueError: bad input 42" in html and f'href="/jobs/{jobs["child"]}"' in html
+    assert "1 failed job(s)" in html
+    assert client.get("/failed", params={"since": "soon"}).status_code == 400
+    groups = client.get("/api/failed/groups").json()
+    assert groups["groups"][0]["error"] == "ValueError: bad input 42"
+    assert groups["groups"][0]["ids"] == [jobs["child"]]
+
+
+def test_metrics_are_prometheus_text(client, jobs):
+    answer = client.get("/metrics")
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/plain")
+    assert "athena_daemon_up 0" in answer.text
