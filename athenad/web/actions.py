@@ -38,6 +38,30 @@ def job_action(web: WebSettings, job_id: str, action: str, form: dict[str, Any])
     raise InvalidInput(f"unknown action {action!r}; one of {', '.join(JOB_ACTIONS)}.")
 
 
+BULK_ACTIONS = ("cancel", "retry")
+BULK_MAX = 500
+
+
+def bulk_action(web: WebSettings, ids: list[str], action: str) -> list[dict[str, Any]]:
+    """Cancel or retry each job; a job that refuses gets ``{"id", "error"}`` and the
+    others go on."""
+    from athenad.errors import AthenaError
+
+    if action not in BULK_ACTIONS:
+        raise InvalidInput(f"a bulk action is one of {', '.join(BULK_ACTIONS)}, not {action!r}.")
+    if not ids or len(ids) > BULK_MAX:
+        raise InvalidInput(f"select from 1 to {BULK_MAX} jobs, not {len(ids)}.")
+    results = []
+    with store(web) as queue:
+        for job_id in ids:
+            try:
+                change = queue.cancel if action == "cancel" else queue.retry
+                results.append({"id": job_id, "status": change(job_id)})
+            except AthenaError as exc:
+                results.append({"id": job_id, "error": str(exc)})
+    return results
+
+
 def _payload(value: Any) -> Any:
     """A form's payload is JSON text (empty: none); an API body's is the value itself."""
     if not isinstance(value, str):

@@ -227,6 +227,27 @@ async def job_action(request: Request) -> Response:
     return Json(result)
 
 
+async def bulk_action(request: Request) -> Response:
+    """POST ``{"action": "cancel" | "retry", "ids": [...]}``: ``{"results": [{"id",
+    "status"} | {"id", "error"}]}``."""
+    from starlette.concurrency import run_in_threadpool
+
+    web = settings_of(request)
+    if not bearer_ok(web, request):
+        return _refused(web.actions_enabled)
+    try:
+        fields = await _body(request)
+        ids = fields.get("ids")
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise InvalidInput("ids must be a list of job ids.")
+        results = await run_in_threadpool(
+            actions.bulk_action, web, ids, str(fields.get("action") or "")
+        )
+    except AthenaError as exc:
+        return json_error(error_message(exc), error_status(exc))
+    return Json({"results": results})
+
+
 async def queue_action(request: Request) -> Response:
     """POST pause or resume on a queue."""
     from starlette.concurrency import run_in_threadpool
@@ -258,6 +279,7 @@ def routes() -> list[Route]:
         Route("/healthz", answers(healthz), methods=get),
         Route("/metrics", answers(prometheus), methods=get),
         Route("/api/jobs", answers(jobs), methods=get),
+        Route("/api/jobs/bulk", bulk_action, methods=["POST"]),
         Route("/api/jobs/{job_id}", answers(job), methods=get),
         Route("/api/jobs/{job_id}/logs", answers(job_logs), methods=get),
         Route("/api/jobs/{job_id}/steps", answers(job_steps), methods=get),

@@ -21,7 +21,14 @@ from starlette.templating import Jinja2Templates
 from athenad.errors import AthenaError, InvalidInput
 from athenad.store.contract import STATUSES, UNFINISHED
 from athenad.web import actions, auth, data, svg
-from athenad.web.responses import error_message, error_status, form_fields, query, settings_of
+from athenad.web.responses import (
+    error_message,
+    error_status,
+    form_fields,
+    form_lists,
+    query,
+    settings_of,
+)
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 templates.env.filters["urlencode_params"] = lambda params: urlencode(params)
@@ -105,6 +112,8 @@ def jobs(request: Request) -> dict[str, Any]:
         "prev_query": where.query(offset=max(where.offset - where.limit, 0)),
         "next_query": where.query(offset=where.offset + where.limit),
         "live_url": "/jobs?" + urlencode(fragment_query),
+        "back": "/jobs?" + urlencode(where.query()),
+        "notice": request.query_params.get("done"),
     }
 
 
@@ -220,6 +229,31 @@ async def _act(request: Request, back: str, run: Any, target: str, action: str) 
     return RedirectResponse(f"{_local(back)}?{urlencode({'done': done})}", status_code=303)
 
 
+async def bulk_action(request: Request) -> Response:
+    """Cancel or retry the jobs ticked in the jobs table."""
+    from starlette.concurrency import run_in_threadpool
+
+    web = settings_of(request)
+    fields = await form_lists(request)
+    back = _local((fields.get("back") or ["/jobs"])[-1])
+    if not web.actions_enabled:
+        return render(request, "error.html", {"message": "actions are off."}, 403)
+    if not auth.csrf_ok(web, request, (fields.get("csrf") or [""])[-1]):
+        message = "log in first, and send the form from its page (the CSRF token is not right)."
+        return render(request, "error.html", {"message": message}, 403)
+    action = (fields.get("action") or [""])[-1]
+    try:
+        results = await run_in_threadpool(actions.bulk_action, web, fields.get("ids", []), action)
+    except AthenaError as exc:
+        return render(request, "error.html", {"message": error_message(exc)}, error_status(exc))
+    refused = sum(1 for result in results if "error" in result)
+    done = f"{action}: {len(results) - refused} job(s)" + (
+        f", {refused} refused" if refused else ""
+    )
+    joiner = "&" if "?" in back else "?"
+    return RedirectResponse(f"{back}{joiner}{urlencode({'done': done})}", status_code=303)
+
+
 def not_found(request: Request) -> Response:
     error = InvalidInput("there is no such page.")
     return render(request, "error.html", {"message": error_message(error)}, 404)
@@ -230,6 +264,7 @@ def routes() -> list[Route]:
         Route("/", page("overview.html", overview), methods=["GET"]),
         Route("/jobs", page("jobs.html", jobs), methods=["GET"]),
         Route("/failed", page("failed.html", failed), methods=["GET"]),
+        Route("/jobs/bulk", bulk_action, methods=["POST"]),
         Route("/jobs/{job_id}", page("job.html", job), methods=["GET"]),
         Route("/jobs/{job_id}/graph", page("workflow.html", workflow), methods=["GET"]),
         Route("/jobs/{job_id}/{action}", job_action, methods=["POST"]),

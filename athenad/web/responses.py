@@ -61,6 +61,14 @@ def query(request: Request) -> dict[str, str]:
     return dict(request.query_params.items())
 
 
+async def form_lists(request: Request) -> dict[str, list[str]]:
+    """A urlencoded form's fields with every value of a repeated one."""
+    from urllib.parse import parse_qs
+
+    body = (await request.body()).decode("utf-8", errors="replace")
+    return parse_qs(body, keep_blank_values=True)
+
+
 async def form_fields(request: Request) -> dict[str, str]:
     """A urlencoded form's fields, the last of a repeated one winning.
 

@@ -101,3 +101,23 @@ def test_a_session_cookie_from_another_token_is_not_a_session(acting, jobs, home
     )
     other.cookies.set("athena_session", cookie)
     assert "Log in to act" in other.get("/").text
+
+
+def test_bulk_retry_and_cancel(acting, jobs):
+    url = "/api/jobs/bulk"
+    body = {"action": "cancel", "ids": [jobs["lone"], jobs["root"], "nope"]}
+    assert acting.post(url, json=body).status_code == 403
+    results = acting.post(url, json=body, headers=BEARER).json()["results"]
+    assert results[0] == {"id": jobs["lone"], "status": "cancelled"}
+    assert "error" in results[2] and "does not exist" in results[2]["error"]
+    bad = acting.post(url, json={"action": "explode", "ids": [jobs["lone"]]}, headers=BEARER)
+    assert bad.status_code == 400
+    _login(acting)
+    page = acting.get("/jobs").text
+    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page).group(1)
+    assert f'name="ids" value="{jobs["child"]}"' in page
+    form = {"csrf": csrf, "action": "retry", "ids": [jobs["child"], jobs["lone"]], "back": "/jobs"}
+    done = acting.post("/jobs/bulk", data=form, follow_redirects=False)
+    assert done.status_code == 303 and "retry%3A+2+job%28s%29" in done.headers["location"]
+    assert _status(acting, jobs["child"]) != "failed"
+    assert acting.post("/jobs/bulk", data={**form, "csrf": "bad"}).status_code == 403

@@ -6,6 +6,8 @@
   if (!live || !window.EventSource || !window.fetch) return;
   var busy = false, again = false;
   function refresh() {
+    // A ticked job (a bulk action being chosen) keeps the table still until it is sent.
+    if (live.querySelector("input[type=checkbox]:checked")) return;
     if (busy) { again = true; return; }
     busy = true;
     fetch(live.dataset.live, { headers: { Accept: "text/html" } })
