@@ -274,6 +274,15 @@ def _refused(enabled: bool) -> Response:
 
 
 def routes() -> list[Route]:
+    """The API's routes, with /api/openapi.json describing them all."""
+    from athenad.web.openapi import endpoint
+
+    found = _routes()
+    found.append(Route("/api/openapi.json", endpoint(found), methods=["GET"]))
+    return found
+
+
+def _routes() -> list[Route]:
     get = ["GET"]
     return [
         Route("/healthz", answers(healthz), methods=get),
