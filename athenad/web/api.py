@@ -276,8 +276,9 @@ def _refused(enabled: bool) -> Response:
 def routes() -> list[Route]:
     """The API's routes, with /api/openapi.json describing them all."""
     from athenad.web.openapi import endpoint
+    from athenad.web.sessions import api_routes
 
-    found = _routes()
+    found = [*_routes(), *api_routes()]
     found.append(Route("/api/openapi.json", endpoint(found), methods=["GET"]))
     return found
 

@@ -36,6 +36,10 @@ QUERY: dict[str, dict[str, dict[str, Any]]] = {
     "/api/failed/groups": {"since": _TEXT},
     "/api/events": {"limit": _WHOLE},
     "/metrics": {"window": _TEXT},
+    "/api/sessions": {"q": _TEXT, "branch": _TEXT},
+    "/api/sessions/{session_id}/export": {
+        "format": {"type": "string", "enum": ["jsonl", "md", "json"]}
+    },
 }
 ERROR = {
     "description": "One sentence saying what is wrong.",
@@ -54,6 +58,8 @@ ERROR = {
 def _media(path: str) -> str:
     if path.endswith(("/stream", "/events")):
         return "text/event-stream"
+    if path.endswith("/export"):
+        return "application/x-ndjson"
     return "text/plain" if path == "/metrics" else "application/json"
 
 

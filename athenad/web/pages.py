@@ -260,7 +260,10 @@ def not_found(request: Request) -> Response:
 
 
 def routes() -> list[Route]:
+    from athenad.web.sessions import page_routes
+
     return [
+        *page_routes(),
         Route("/", page("overview.html", overview), methods=["GET"]),
         Route("/jobs", page("jobs.html", jobs), methods=["GET"]),
         Route("/failed", page("failed.html", failed), methods=["GET"]),

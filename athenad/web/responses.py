@@ -32,7 +32,9 @@ class Json(Response):
 
 def error_status(exc: AthenaError) -> int:
     """404 for an unknown id, 400 for bad input, 409 for a change the job's state refuses."""
-    if isinstance(exc, JobNotFound):
+    from athenad.storage.sessions.files import SessionNotFound
+
+    if isinstance(exc, JobNotFound | SessionNotFound):
         return 404
     if isinstance(exc, InvalidInput):
         return 400
