@@ -30,6 +30,9 @@ QUERIES = {
     "WHERE status IN ('scheduled', 'blocked', 'pending', 'running', 'awaiting_approval', "
     "'waiting') GROUP BY queue, status",
     "paused_queues": "SELECT name FROM queues WHERE paused",
+    "unfinished_states": "SELECT id, status, type, queue FROM jobs "
+    "WHERE status IN ('scheduled', 'blocked', 'pending', 'running', 'awaiting_approval', "
+    "'waiting') LIMIT 10000",
     "agent_types": "SELECT DISTINCT agent_type FROM jobs ORDER BY agent_type LIMIT 200",
     "queue_names": "SELECT DISTINCT queue FROM jobs ORDER BY queue LIMIT 200",
     "status_counts": "SELECT status, count(*) AS n FROM jobs GROUP BY status",
@@ -37,6 +40,12 @@ QUERIES = {
 # Queries that differ by dialect. A list of ids is JSON text on SQLite and an array on
 # PostgreSQL; an hour is a prefix of SQLite's UTC text and to_char() of a timestamptz.
 SQLITE_ID_QUERIES = {
+    # Two parts so each finds its rows by an index (jobs_completed, jobs_status_created).
+    "finished_since": "SELECT id, status, type, queue, completed_at FROM jobs "
+    "WHERE status = 'completed' AND completed_at >= :since UNION ALL "
+    "SELECT id, status, type, queue, completed_at FROM jobs "
+    "WHERE status IN ('failed', 'cancelled') AND completed_at >= :since "
+    "ORDER BY completed_at LIMIT 10000",
     "hourly": "SELECT substr(created_at, 1, 13) AS bucket, count(*) AS jobs, "
     "sum(status = 'failed') AS failed FROM jobs WHERE created_at >= :since GROUP BY bucket",
     "parents_of": "SELECT job_id, parent_id FROM job_parents "
@@ -47,6 +56,10 @@ SQLITE_ID_QUERIES = {
     "WHERE id IN (SELECT value FROM json_each(:ids))",
 }
 POSTGRES_ID_QUERIES = {
+    "finished_since": "SELECT id, status, type, queue, completed_at FROM jobs "
+    "WHERE status IN ('completed', 'failed', 'cancelled') "
+    "AND completed_at >= %(since)s::timestamp AT TIME ZONE 'UTC' "
+    "ORDER BY completed_at LIMIT 10000",
     "hourly": "SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24') AS bucket, "
     "count(*) AS jobs, count(*) FILTER (WHERE status = 'failed') AS failed FROM jobs "
     "WHERE created_at >= %(since)s::timestamp AT TIME ZONE 'UTC' GROUP BY bucket",

@@ -114,6 +114,34 @@ def test_events_stream_the_state(client, jobs):
     assert events[0][1]["by_status"]["failed"] == 1
 
 
+def test_events_send_job_changes_and_resume_from_last_event_id(client, jobs, home):
+    from athenad.config import load_config
+    from athenad.store.backend import open_store
+
+    with client.stream("GET", "/api/events?limit=3") as answer:
+        lines = answer.iter_lines()
+        first_id = next(line for line in lines if line.startswith("id: "))[4:]
+        with open_store(home, load_config(home).daemon) as queue:
+            queue.cancel(jobs["lone"])
+        seen, name = [], None
+        for line in lines:
+            if line.startswith("event: "):
+                name = line[7:]
+            elif line.startswith("data: "):
+                seen.append((name, json.loads(line[6:])))
+    assert (
+        "job",
+        {"id": jobs["lone"], "status": "cancelled", "type": "sleep", "queue": "default"},
+    ) in seen
+    states = [data for name, data in seen if name == "state"]
+    assert states[0]["by_status"]["cancelled"] == 1 and states[-1]["by_status"]["cancelled"] == 2
+    # A client that saw the first event gets what finished since then when it reconnects.
+    resumed = client.get("/api/events?limit=2", headers={"Last-Event-ID": first_id}).text
+    assert f'"id": "{jobs["lone"]}", "status": "cancelled"' in resumed
+    bad = client.get("/api/events", headers={"Last-Event-ID": "yesterday"})
+    assert bad.status_code == 400 and "Last-Event-ID" in bad.json()["error"]
+
+
 def test_a_job_stream_sends_status_lines_and_end(client, jobs):
     events = _events(client, f"/api/jobs/{jobs['child']}/stream")
     assert [name for name, _ in events] == ["status", "log", "log", "end"]

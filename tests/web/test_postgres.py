@@ -30,4 +30,8 @@ def test_pages_api_and_an_action_on_postgresql(home, postgres_url, postgres_sche
             f"/api/jobs/{jobs['lone']}/cancel", headers={"Authorization": f"Bearer {TOKEN}"}
         )
         assert cancelled.json() == {"id": jobs["lone"], "status": "cancelled"}
+        resumed = client.get(
+            "/api/events?limit=5", headers={"Last-Event-ID": "2020-01-01 00:00:00.000"}
+        )
+        assert resumed.status_code == 200 and resumed.text.count("event: job") == 4
     assert not home.db_path.exists()

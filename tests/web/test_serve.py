@@ -70,7 +70,7 @@ def test_web_serves_pages_and_api_over_http(home, jobs):
         rebound.close()
         # An event stream left open does not keep the server from stopping.
         stream = urllib.request.urlopen(base + "/api/events", timeout=5)
-        assert stream.readline().startswith(b"id: 1")
+        assert stream.readline().startswith(b"id: 20")
         server.terminate()
         server.wait(timeout=10)
         stream.close()

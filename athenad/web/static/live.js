@@ -31,5 +31,6 @@
   } else {
     source = new EventSource("/api/events");
     source.addEventListener("state", function () { if (!first) refresh(); first = false; });
+    source.addEventListener("job", refresh);
   }
 })();
