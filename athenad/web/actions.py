@@ -38,6 +38,32 @@ def job_action(web: WebSettings, job_id: str, action: str, form: dict[str, Any])
     raise InvalidInput(f"unknown action {action!r}; one of {', '.join(JOB_ACTIONS)}.")
 
 
+SUBMIT_MAX = 1000
+
+
+def submit(web: WebSettings, body: Any) -> list[dict[str, Any]]:
+    """Submit one task or ``{"tasks": [...]}`` (``after`` may name an earlier task of the
+    list by its index): ``[{"id", "duplicate"}]``, as ``athenactl submit --json`` says."""
+    from athenad.config import load_config
+    from workers.registry import BUILTIN_AGENTS, known_agents
+
+    tasks = body.get("tasks") if isinstance(body, dict) and "tasks" in body else [body]
+    if not isinstance(tasks, list) or not 1 <= len(tasks) <= SUBMIT_MAX:
+        raise InvalidInput(f"tasks must be a list of 1 to {SUBMIT_MAX} tasks.")
+    config = load_config(web.home)
+    agents: dict[str, str] | None = None
+    for task in tasks:
+        kind = task.get("type") if isinstance(task, dict) else None
+        if isinstance(kind, str) and kind not in BUILTIN_AGENTS and kind not in config.agents:
+            agents = agents if agents is not None else known_agents(config)
+            if kind not in agents:
+                names = ", ".join(sorted(agents))
+                raise InvalidInput(f"unknown job type {kind!r}; known types: {names}.")
+    with store(web) as queue:
+        outcomes = queue.enqueue(tasks)
+    return [{"id": outcome.id, "duplicate": outcome.duplicate} for outcome in outcomes]
+
+
 BULK_ACTIONS = ("cancel", "retry")
 BULK_MAX = 500
 

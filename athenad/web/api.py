@@ -227,6 +227,29 @@ async def job_action(request: Request) -> Response:
     return Json(result)
 
 
+async def submit(request: Request) -> Response:
+    """POST a task (``{"type", "payload", "after", "queue", "priority", ...}``) or
+    ``{"tasks": [...]}``: ``[{"id", "duplicate"}]``, in the tasks' order."""
+    import json
+
+    from starlette.concurrency import run_in_threadpool
+
+    web = settings_of(request)
+    if not bearer_ok(web, request):
+        return _refused(web.actions_enabled)
+    try:
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            raise InvalidInput(
+                'the request body must be a JSON task or {"tasks": [...]}.'
+            ) from None
+        outcomes = await run_in_threadpool(actions.submit, web, body)
+    except AthenaError as exc:
+        return json_error(error_message(exc), error_status(exc))
+    return Json(outcomes, status_code=201)
+
+
 async def bulk_action(request: Request) -> Response:
     """POST ``{"action": "cancel" | "retry", "ids": [...]}``: ``{"results": [{"id",
     "status"} | {"id", "error"}]}``."""
@@ -289,6 +312,7 @@ def _routes() -> list[Route]:
         Route("/healthz", answers(healthz), methods=get),
         Route("/metrics", answers(prometheus), methods=get),
         Route("/api/jobs", answers(jobs), methods=get),
+        Route("/api/jobs", submit, methods=["POST"]),
         Route("/api/jobs/bulk", bulk_action, methods=["POST"]),
         Route("/api/jobs/{job_id}", answers(job), methods=get),
         Route("/api/jobs/{job_id}/logs", answers(job_logs), methods=get),

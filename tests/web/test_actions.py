@@ -121,3 +121,32 @@ def test_bulk_retry_and_cancel(acting, jobs):
     assert done.status_code == 303 and "retry%3A+2+job%28s%29" in done.headers["location"]
     assert _status(acting, jobs["child"]) != "failed"
     assert acting.post("/jobs/bulk", data={**form, "csrf": "bad"}).status_code == 403
+
+
+def test_submit_a_workflow_through_the_api(acting, jobs):
+    tasks = {
+        "tasks": [
+            {"type": "echo", "payload": {"n": 1}, "queue": "api"},
+            {"type": "echo", "payload": {"n": 2}, "after": [0], "queue": "api"},
+        ]
+    }
+    assert acting.post("/api/jobs", json=tasks).status_code == 403
+    made = acting.post("/api/jobs", json=tasks, headers=BEARER)
+    assert made.status_code == 201
+    first, second = made.json()
+    assert first["duplicate"] is False and second["duplicate"] is False
+    shown = acting.get(f"/api/jobs/{second['id']}").json()
+    assert shown["parents"] == [first["id"]] and shown["status"] == "blocked"
+    one = acting.post(
+        "/api/jobs", json={"type": "sleep", "payload": {"seconds": 1}}, headers=BEARER
+    )
+    assert one.status_code == 201 and len(one.json()) == 1
+    for body, words in (
+        ({"type": "no-such-agent"}, "unknown job type 'no-such-agent'"),
+        ({"type": "echo", "colour": "red"}, "unknown task field(s) colour"),
+        ({"tasks": []}, "tasks must be a list of 1 to"),
+    ):
+        answer = acting.post("/api/jobs", json=body, headers=BEARER)
+        assert answer.status_code == 400 and words in answer.json()["error"], body
+    garbled = acting.post("/api/jobs", content=b"{", headers=BEARER)
+    assert garbled.status_code == 400
