@@ -5,36 +5,58 @@ from __future__ import annotations
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.middleware import Middleware
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from athenad.web import api, pages
-from athenad.web.responses import json_error, settings_of
+from athenad.web.responses import json_error
 from athenad.web.settings import WebSettings
 
 STATIC = Path(__file__).parent / "static"
 
 
-class Headers(BaseHTTPMiddleware):
-    """Headers every answer carries: pages load only this server's own scripts, and no
-    other site may frame them (clickjacking a button would be an action)."""
+SECURITY_HEADERS = [
+    (
+        b"content-security-policy",
+        b"default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
+    ),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+]
 
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        allowed = settings_of(request).allowed_hosts
-        if allowed is not None and host_name(request.headers.get("host", "")) not in allowed:
-            return json_error("this server answers only requests for its own address.", 421)
-        response = await call_next(request)
-        response.headers.setdefault(
-            "Content-Security-Policy",
-            "default-src 'self'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
-        )
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        return response
+
+class Guard:
+    """Pages load only this server's own scripts and no other site may frame them (a
+    clickjacked button would be an action); a loopback server answers only loopback
+    names. Plain ASGI, so event streams pass through untouched and see disconnects."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        web: WebSettings = scope["app"].state.web  # Starlette puts itself in the scope
+        allowed = web.allowed_hosts
+        if allowed is not None:
+            host = Headers(scope=scope).get("host", "")
+            if host_name(host) not in allowed:
+                refusal = json_error("this server answers only requests for its own address.", 421)
+                await refusal(scope, receive, send)
+                return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 def host_name(header: str) -> str:
@@ -63,7 +85,7 @@ def build_app(web: WebSettings) -> Starlette:
     ]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(Headers)],
+        middleware=[Middleware(Guard)],
         exception_handlers={404: _not_found, 405: _not_allowed},
     )
     app.state.web = web
