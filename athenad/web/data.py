@@ -81,8 +81,9 @@ class JobFilter:
     def params(self) -> dict[str, Any]:
         pattern = None
         if self.q:
-            escaped = self.q.lower().replace("\\", "").replace("%", "").replace("_", "")
-            pattern = f"%{escaped}%" if escaped else None
+            # The text is matched as typed: LIKE's wildcards in it are escaped.
+            escaped = self.q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            pattern = f"%{escaped}%"
         return {
             "status": self.status,
             "type": self.type,

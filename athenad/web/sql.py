@@ -17,7 +17,8 @@ WHERE (:status IS NULL OR status = :status)
   AND (:type IS NULL OR type = :type)
   AND (:agent IS NULL OR agent_type = :agent)
   AND (:queue IS NULL OR queue = :queue)
-  AND (:pattern IS NULL OR lower(id) LIKE :pattern OR lower(coalesce(error, '')) LIKE :pattern)
+  AND (:pattern IS NULL OR lower(id) LIKE :pattern ESCAPE '\\'
+       OR lower(coalesce(error, '')) LIKE :pattern ESCAPE '\\')
 """
 
 QUERIES = {

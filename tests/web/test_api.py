@@ -29,6 +29,7 @@ def test_jobs_filters_and_pagination(client, jobs):
     assert ids(type="sleep") == [jobs["lone"]]
     assert ids(q=jobs["root"][-6:]) == [jobs["root"]]
     assert ids(q="bad input") == [jobs["child"]]
+    assert ids(q="bad_input") == [] and ids(q="%") == []  # wildcards match themselves
     everything = ids()
     assert ids(limit=2) + ids(limit=2, offset=2) == everything
     assert ids(limit=2, page=2) == everything[2:]

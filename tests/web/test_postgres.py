@@ -20,6 +20,7 @@ def test_pages_api_and_an_action_on_postgresql(home, postgres_url, postgres_sche
         listing = client.get("/api/jobs", params={"q": "BAD input"}).json()
         assert [job["id"] for job in listing["jobs"]] == [jobs["child"]]
         assert listing["jobs"][0]["created_at"][:2] == "20"  # UTC text, as on SQLite
+        assert client.get("/api/jobs", params={"q": "bad_input"}).json()["total"] == 0
         batch = client.get("/api/jobs", params={"queue": "batch", "limit": 1}).json()
         assert batch["total"] == 2 and len(batch["jobs"]) == 1
         html = client.get(f"/jobs/{jobs['root']}/graph").text
