@@ -192,7 +192,9 @@ async def logout(request: Request) -> Response:
 
 def _local(target: str) -> str:
     """Only a path on this server: a login must not redirect elsewhere."""
-    return target if target.startswith("/") and not target.startswith("//") else "/"
+    # Browsers read "/\\host" as "//host", another site: no backslash at all.
+    local = target.startswith("/") and not target.startswith("//") and "\\" not in target
+    return target if local else "/"
 
 
 async def job_action(request: Request) -> Response:

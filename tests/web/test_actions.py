@@ -150,3 +150,14 @@ def test_submit_a_workflow_through_the_api(acting, jobs):
         assert answer.status_code == 400 and words in answer.json()["error"], body
     garbled = acting.post("/api/jobs", content=b"{", headers=BEARER)
     assert garbled.status_code == 400
+
+
+def test_login_goes_back_only_to_a_page_of_this_server(acting, jobs):
+    for target, expected in (
+        ("/jobs?status=failed", "/jobs?status=failed"),
+        ("//evil.example/", "/"),
+        ("/\\evil.example/", "/"),
+        ("https://evil.example/", "/"),
+    ):
+        done = acting.post("/login", data={"token": TOKEN, "next": target}, follow_redirects=False)
+        assert done.headers["location"] == expected, target
