@@ -74,8 +74,8 @@ def job(request: Request) -> Any:
 def job_logs(request: Request) -> Any:
     """The job's log lines after seq ``after`` (at most ``limit``), its status and drops."""
     params = query(request)
-    after = data._whole(params, "after", 0, 0, 2**62)
-    limit = data._whole(params, "limit", 1000, 1, 1000)
+    after = data.whole_param(params, "after", 0, 0, 2**62)
+    limit = data.whole_param(params, "limit", 1000, 1, 1000)
     with data.store(settings_of(request)) as queue:
         return data.job_logs(queue, request.path_params["job_id"], after, limit)
 
@@ -130,7 +130,7 @@ def failed(request: Request) -> Any:
     """``athenactl failed --json`` (since: all; limit: 20)."""
     from athenad.analytics import queries as analytics
 
-    limit = data._whole(query(request), "limit", 20, 1, data.MAX_LIMIT)
+    limit = data.whole_param(query(request), "limit", 20, 1, data.MAX_LIMIT)
     with data.reading(settings_of(request)) as reader:
         return analytics.failed_jobs(reader, _since(request, "all"), limit=limit)
 

@@ -64,10 +64,10 @@ class JobFilter:
         status = params.get("status") or None
         if status is not None and status not in STATUSES:
             raise InvalidInput(f"status must be one of {', '.join(STATUSES)}, not {status!r}.")
-        limit = _whole(params, "limit", PAGE_SIZE, 1, MAX_LIMIT)
-        offset = _whole(params, "offset", 0, 0, 10**9)
+        limit = whole_param(params, "limit", PAGE_SIZE, 1, MAX_LIMIT)
+        offset = whole_param(params, "offset", 0, 0, 10**9)
         if "page" in params and "offset" not in params:
-            offset = (_whole(params, "page", 1, 1, 10**7) - 1) * limit
+            offset = (whole_param(params, "page", 1, 1, 10**7) - 1) * limit
         return cls(
             status=status,
             type=params.get("type") or None,
@@ -101,7 +101,8 @@ class JobFilter:
         return {k: str(v) for k, v in values.items() if v not in (None, "", 0)}
 
 
-def _whole(params: dict[str, str], name: str, default: int, low: int, high: int) -> int:
+def whole_param(params: dict[str, str], name: str, default: int, low: int, high: int) -> int:
+    """Query parameter ``name`` as a whole number in [low, high]; absent: ``default``."""
     text = params.get(name)
     if text is None or text == "":
         return default

@@ -101,7 +101,7 @@ async def events(request: Request) -> Response:
     since that event and every unfinished job come first."""
     web = settings_of(request)
     try:
-        limit = data._whole(query(request), "limit", 0, 0, 10**6)
+        limit = data.whole_param(query(request), "limit", 0, 0, 10**6)
         resume = _resume_point(request)
         watch = JobWatch(web, resume)
         first = await run_in_threadpool(watch.poll)
@@ -149,9 +149,9 @@ async def job_stream(request: Request) -> Response:
     job_id = request.path_params["job_id"]
     params = query(request)
     try:
-        limit = data._whole(params, "limit", 0, 0, 10**6)
+        limit = data.whole_param(params, "limit", 0, 0, 10**6)
         resume = request.headers.get("last-event-id") or params.get("after") or "0"
-        after = data._whole({"after": resume}, "after", 0, 0, 2**62)
+        after = data.whole_param({"after": resume}, "after", 0, 0, 2**62)
         first = await run_in_threadpool(_read_logs, web, job_id, after)
     except AthenaError as exc:
         return json_error(error_message(exc), error_status(exc))
