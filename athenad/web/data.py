@@ -231,24 +231,34 @@ def queue_counts(reader: Reader) -> dict[str, dict[str, Any]]:
     return dict(sorted(counts.items()))
 
 
-def hourly(reader: Reader, now: dt.datetime, hours: int = 24) -> list[dict[str, Any]]:
-    """``[{"bucket": "2026-12-02 10:00", "jobs", "failed"}]`` for the last ``hours``
-    hours by creation time, oldest first, empty hours included.
+UNITS = {  # query, step, its key's format, its label's format
+    "hour": ("hourly", dt.timedelta(hours=1), "%Y-%m-%d %H", "%Y-%m-%d %H:00"),
+    "minute": ("minutely", dt.timedelta(minutes=1), "%Y-%m-%d %H:%M", "%H:%M"),
+}
+
+
+def created_per(reader: Reader, now: dt.datetime, unit: str, count: int) -> list[dict[str, Any]]:
+    """``[{"bucket", "jobs", "failed"}]`` per hour or minute of creation time for the last
+    ``count`` of them, oldest first, empty ones included.
 
     Lighter than the analytics' trends (no percentiles), as the overview redraws often.
     """
-    start = now.replace(minute=0, second=0, microsecond=0) - dt.timedelta(hours=hours - 1)
+    name, step, key_format, label_format = UNITS[unit]
+    start = now.replace(second=0, microsecond=0)
+    if unit == "hour":
+        start = start.replace(minute=0)
+    start -= step * (count - 1)
     found = {
         row["bucket"]: row
-        for row in sql.rows(reader, "hourly", {"since": start.strftime("%Y-%m-%d %H:%M:%S")})
+        for row in sql.rows(reader, name, {"since": start.strftime("%Y-%m-%d %H:%M:%S")})
     }
     buckets = []
-    for step in range(hours):
-        moment = start + dt.timedelta(hours=step)
-        row = found.get(moment.strftime("%Y-%m-%d %H"), {})
+    for index in range(count):
+        moment = start + step * index
+        row = found.get(moment.strftime(key_format), {})
         buckets.append(
             {
-                "bucket": moment.strftime("%Y-%m-%d %H:00"),
+                "bucket": moment.strftime(label_format),
                 "jobs": int(row.get("jobs") or 0),
                 "failed": int(row.get("failed") or 0),
             }
@@ -275,7 +285,8 @@ def overview(reader: Reader) -> dict[str, Any]:
             "queue": analytics.queue_summary(reader, now),
             "last_hour": _window(reader, hour, now),
             "last_day": _window(reader, day, now),
-            "hourly": hourly(reader, parse_ts(now)),
+            "hourly": created_per(reader, parse_ts(now), "hour", 24),
+            "minutely": created_per(reader, parse_ts(now), "minute", 60),
         }
     return figures
 

@@ -90,6 +90,7 @@ def overview(request: Request) -> dict[str, Any]:
         "status": status,
         "unfinished": UNFINISHED,
         "hourly_chart": Markup(svg.bar_chart(figures["hourly"], title="jobs per hour, 24 h")),
+        "minutely_chart": Markup(svg.bar_chart(figures["minutely"], title="jobs per minute, 1 h")),
         "live_url": "/?fragment=1",
     }
 

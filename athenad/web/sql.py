@@ -49,6 +49,8 @@ SQLITE_ID_QUERIES = {
     "ORDER BY completed_at LIMIT 10000",
     "hourly": "SELECT substr(created_at, 1, 13) AS bucket, count(*) AS jobs, "
     "sum(status = 'failed') AS failed FROM jobs WHERE created_at >= :since GROUP BY bucket",
+    "minutely": "SELECT substr(created_at, 1, 16) AS bucket, count(*) AS jobs, "
+    "sum(status = 'failed') AS failed FROM jobs WHERE created_at >= :since GROUP BY bucket",
     "parents_of": "SELECT job_id, parent_id FROM job_parents "
     "WHERE job_id IN (SELECT value FROM json_each(:ids))",
     "children_of": "SELECT job_id, parent_id FROM job_parents "
@@ -62,6 +64,9 @@ POSTGRES_ID_QUERIES = {
     "AND completed_at >= %(since)s::timestamp AT TIME ZONE 'UTC' "
     "ORDER BY completed_at LIMIT 10000",
     "hourly": "SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24') AS bucket, "
+    "count(*) AS jobs, count(*) FILTER (WHERE status = 'failed') AS failed FROM jobs "
+    "WHERE created_at >= %(since)s::timestamp AT TIME ZONE 'UTC' GROUP BY bucket",
+    "minutely": "SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') AS bucket, "
     "count(*) AS jobs, count(*) FILTER (WHERE status = 'failed') AS failed FROM jobs "
     "WHERE created_at >= %(since)s::timestamp AT TIME ZONE 'UTC' GROUP BY bucket",
     "parents_of": "SELECT job_id, parent_id FROM job_parents WHERE job_id = ANY(%(ids)s)",

@@ -14,7 +14,8 @@ def test_overview_shows_counts_queues_chart_and_workers(client, jobs):
     # Queues with unfinished jobs: batch's are all finished.
     assert 'href="/jobs?queue=default"' in html and 'href="/jobs?queue=batch"' not in html
     assert '<svg class="chart"' in html and "jobs per hour" in html
-    assert ": 4 jobs, 1 failed</title>" in html  # this hour's bar
+    assert html.count(": 4 jobs, 1 failed</title>") == 2  # this hour's and minute's bars
+    assert "jobs per minute" in html
     assert "no daemon running in this home" in html
     assert "read-only" in html  # actions are off
     assert 'src="/static/live.js"' in html and "cdn" not in html.lower()
