@@ -49,15 +49,16 @@ def parse_bind(text: str) -> tuple[str, int]:
 @click.option(
     "--allow-actions",
     is_flag=True,
-    help="Allow cancel, retry, approve, pause ... for holders of ATHENA_WEB_TOKEN.",
+    help="Allow submit, cancel, retry, approve, pause ... to holders of ATHENA_WEB_TOKEN.",
 )
 @home_option
 @handle_errors
 def web_command(bind: str, allow_actions: bool, home: str | None) -> None:
     """Serve a web dashboard and a JSON API of the home's jobs (read-only by default).
 
-    Pages: the overview, jobs, a job with its log following live, and a workflow's graph;
-    the API is under /api/. Actions need --allow-actions and a token in ATHENA_WEB_TOKEN:
+    Pages: the overview, jobs, a job with its log following live, a workflow's graph,
+    failed jobs by error, and sessions; the JSON API is under /api/ (described at
+    /api/openapi.json). Actions need --allow-actions and a token in ATHENA_WEB_TOKEN:
     the API takes it as a bearer header, the pages through a login form.
     """
     host, port = parse_bind(bind)
