@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -13,7 +15,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from athenad.web import api, pages
+from athenad.web import api, data, pages
 from athenad.web.responses import json_error
 from athenad.web.settings import WebSettings
 
@@ -83,8 +85,15 @@ def build_app(web: WebSettings) -> Starlette:
         *pages.routes(),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        data.close_shared(web)
+
     app = Starlette(
         routes=routes,
+        lifespan=lifespan,
         middleware=[Middleware(Guard)],
         exception_handlers={404: _not_found, 405: _not_allowed},
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -35,15 +36,41 @@ def reading(web: WebSettings) -> Iterator[Reader]:
         yield reader
 
 
+_shared: dict[str, JobStore] = {}
+_shared_lock = threading.Lock()
+
+
 @contextlib.contextmanager
 def store(web: WebSettings) -> Iterator[JobStore]:
-    """The home's store, for one job's details and for actions."""
-    from athenad.store.backend import has_database, open_store
+    """The home's store, for one job's details and for actions.
 
+    SQLite: a connection of this request's own (one is cheap, and a transaction must not
+    be shared between threads). PostgreSQL: one store per server, its pool shared by
+    every request, since a pool per request (and per poll of a log stream) would open
+    connections and threads each time; :func:`close_shared` closes it.
+    """
+    from athenad.store.backend import SQLITE, backend_of, has_database, open_store
+
+    if backend_of(web.daemon) != SQLITE:
+        key = database_key(web)
+        with _shared_lock:
+            if key not in _shared:
+                _shared[key] = open_store(web.home, web.daemon)
+            shared = _shared[key]
+        yield shared
+        return
     if not has_database(web.home, web.daemon):
         raise InvalidInput(f"there is no athena.db in {web.home.root}.")
     with contextlib.closing(open_store(web.home, web.daemon)) as queue:
         yield queue
+
+
+def close_shared(web: WebSettings) -> None:
+    """Close the server's shared PostgreSQL store, if it opened one."""
+    with _shared_lock:
+        shared = _shared.pop(database_key(web), None)
+    if shared is not None:
+        shared.close()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -36,3 +36,7 @@ def test_pages_api_and_an_action_on_postgresql(home, postgres_url, postgres_sche
         )
         assert resumed.status_code == 200 and resumed.text.count("event: job") == 4
     assert not home.db_path.exists()
+    # The one store the server shared between requests is closed when it stops.
+    from athenad.web import data
+
+    assert not data._shared
