@@ -116,6 +116,9 @@ class DaemonConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     host: Annotated[str, Meta(pattern=r"^\S{1,255}$")] = msgspec.field(
         default_factory=lambda: os.uname().nodename
     )
+    # "127.0.0.1:8765": the supervisor also serves the web dashboard there (athenactl web).
+    http: str = ""
+    http_allow_actions: bool = False
     log_max_bytes: Annotated[int, Meta(ge=0)] | str = "10MB"
     log_backups: Annotated[int, Meta(ge=0, le=1000)] = 5
     job_log_max_bytes: Annotated[int, Meta(ge=0)] | str = "1MB"

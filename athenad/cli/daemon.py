@@ -26,7 +26,7 @@ from athenad.cli.common import (
     print_json,
     resolve_home,
 )
-from athenad.config import MAX_SECONDS, DaemonConfig, load_config, parse_size
+from athenad.config import MAX_SECONDS, DaemonConfig, apply_overrides, load_config, parse_size
 from athenad.errors import AthenaError
 from athenad.paths import Home, read_pid
 from athenad.store.backend import open_store
@@ -90,6 +90,18 @@ def flag_settings(
     default=None,
     help="Seconds jobs may take to finish when stopping (default 30).",
 )
+@click.option(
+    "--http",
+    default=None,
+    metavar="HOST:PORT",
+    help="Also serve the web dashboard there (athenactl web), restarted if it dies.",
+)
+@click.option(
+    "--http-allow-actions",
+    is_flag=True,
+    default=None,
+    help="Let the dashboard act (cancel, retry ...) for holders of ATHENA_WEB_TOKEN.",
+)
 @click.option("--ready-fd", type=int, default=None, hidden=True)
 @handle_errors
 def start(
@@ -100,6 +112,8 @@ def start(
     max_jobs_per_worker: int | None,
     max_memory_per_worker: str | None,
     drain_timeout: float | None,
+    http: str | None,
+    http_allow_actions: bool | None,
     ready_fd: int | None,
 ) -> None:
     """Start the daemon; without --foreground it detaches once every worker is up."""
@@ -108,6 +122,11 @@ def start(
     # detaching; the database is created or migrated here, once.
     open_store(resolved, load_config(resolved).daemon).close()
     overrides = flag_settings(workers, max_jobs_per_worker, max_memory_per_worker, drain_timeout)
+    if http is not None:
+        overrides["http"] = http
+    if http_allow_actions:
+        overrides["http_allow_actions"] = True
+    _check_http(apply_overrides(load_config(resolved), overrides).daemon)
     running = read_pid(resolved)
     if running is not None and running != os.getpid():
         fail(f"athenad is already running in {resolved.root} (pid {running}); stop it first.")
@@ -121,13 +140,38 @@ def start(
                 resolved, workers=workers, ready_fd=ready_fd, watch=watch, overrides=overrides
             )
         )
+    web_flags = [] if http is None else ["--http", http]
+    web_flags += ["--http-allow-actions"] if http_allow_actions else []
     pid = _start_detached(
-        resolved, workers, watch, max_jobs_per_worker, max_memory_per_worker, drain_timeout
+        resolved,
+        workers,
+        watch,
+        max_jobs_per_worker,
+        max_memory_per_worker,
+        drain_timeout,
+        web_flags,
     )
     click.echo(pid)
 
 
-def _start_detached(home: Home, workers, watch, max_jobs, max_memory, drain_timeout) -> int:
+def _check_http(settings: DaemonConfig) -> None:
+    """A dashboard the daemon would serve must be able to start: say why not, now."""
+    if not settings.http:
+        return
+    import importlib.util
+
+    from athenad.cli.web_cmd import parse_bind
+
+    parse_bind(settings.http, "--http")
+    if importlib.util.find_spec("starlette") is None:
+        fail("--http needs the web extra: pip install 'athena[web]'.")
+    if settings.http_allow_actions and not os.environ.get("ATHENA_WEB_TOKEN"):
+        fail("--http-allow-actions needs ATHENA_WEB_TOKEN set: actions need a token.")
+
+
+def _start_detached(
+    home: Home, workers, watch, max_jobs, max_memory, drain_timeout, extra: list[str]
+) -> int:
     """Launch ``athenad start --foreground`` in a new session; wait for it to report READY."""
     read_end, write_end = os.pipe()
     command = [
@@ -151,6 +195,7 @@ def _start_detached(home: Home, workers, watch, max_jobs, max_memory, drain_time
         command += ["--max-memory-per-worker", str(max_memory)]
     if drain_timeout is not None:
         command += ["--drain-timeout", str(drain_timeout)]
+    command += extra
     with open(home.log_file, "ab") as log_file:
         proc = subprocess.Popen(
             command,

@@ -21,20 +21,20 @@ def _loopback(host: str) -> bool:
     return host == "localhost" or ipaddress.ip_address(host).is_loopback
 
 
-def parse_bind(text: str) -> tuple[str, int]:
+def parse_bind(text: str, option: str = "--bind") -> tuple[str, int]:
     """``HOST:PORT`` (``[::1]:8765`` for IPv6) as host and port; bad input is one sentence."""
     host, sep, port_text = text.strip().rpartition(":")
     host = host.strip("[]")
     if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
         fail(
-            f"--bind must be HOST:PORT with a port from 1 to 65535 (like {DEFAULT_BIND}), "
+            f"{option} must be HOST:PORT with a port from 1 to 65535 (like {DEFAULT_BIND}), "
             f"not {text!r}."
         )
     if host != "localhost":
         try:
             ipaddress.ip_address(host)
         except ValueError:
-            fail(f"--bind needs an IP address or localhost as its host, not {host!r}.")
+            fail(f"{option} needs an IP address or localhost as its host, not {host!r}.")
     return host, int(port_text)
 
 

@@ -17,8 +17,10 @@ import msgspec
 
 from athenad.config import load_config
 from athenad.daemon.slots import read_slots, slot_report
+from athenad.daemon.web_child import read_web_record
 from athenad.paths import Home, read_pid
 from athenad.store.backend import has_database, open_store
+from athenad.store.contract import UNFINISHED
 
 if TYPE_CHECKING:
     import psutil
@@ -94,7 +96,17 @@ def worker_processes(supervisor_pid: int) -> list[psutil.Process]:
         children = psutil.Process(supervisor_pid).children()
     except psutil.Error:
         return []
-    return [child for child in children if child.is_running()]
+    return [child for child in children if child.is_running() and _runs_a_worker(child)]
+
+
+def _runs_a_worker(process: psutil.Process) -> bool:
+    """A worker, not the supervisor's web child (``python -m workers ...``)."""
+    import psutil
+
+    try:
+        return "workers" in process.cmdline()[1:3]
+    except psutil.Error:
+        return False
 
 
 def worker_status(home: Home, process: psutil.Process, sample_s: float = 0.0) -> dict[str, Any]:
@@ -154,7 +166,7 @@ def collect_status(home: Home, *, sample_s: float = 0.1) -> dict[str, Any]:
     pid = read_pid(home)
     workers = sample_workers(home, pid, sample_s)
     slots = slot_status(home, pid, workers)
-    queue_counts = {"blocked": 0, "pending": 0, "running": 0}
+    queue_counts = dict.fromkeys(UNFINISHED, 0)
     hosts: list[dict[str, Any]] = []
     settings = load_config(home).daemon
     if has_database(home, settings):
@@ -167,7 +179,7 @@ def collect_status(home: Home, *, sample_s: float = 0.1) -> dict[str, Any]:
             job = held.get(worker["pid"])
             worker["job"] = job["id"] if job else None
             worker["job_started_at"] = job["run_started_at"] if job else None
-    return {
+    status: dict[str, Any] = {
         "running": pid is not None,
         "pid": pid,
         "workers": workers,
@@ -175,3 +187,7 @@ def collect_status(home: Home, *, sample_s: float = 0.1) -> dict[str, Any]:
         "queue": queue_counts,
         "hosts": hosts,
     }
+    web = read_web_record(home) if pid is not None else None
+    if web is not None:
+        status["web"] = web  # {"pid", "bind", "url"}: the dashboard the daemon serves
+    return status

@@ -42,6 +42,7 @@ from athenad.daemon.scheduler import SchedulerThread, start_scheduler
 from athenad.daemon.slots import SlotsRecord, read_slots, write_slots
 from athenad.daemon.start_settings import write_start_settings
 from athenad.daemon.status import heartbeat_path, kill_child_groups
+from athenad.daemon.web_child import WebChild, start_web_child
 from athenad.errors import AthenaError, DaemonError, DatabaseBusy
 from athenad.paths import Home
 from athenad.store.backend import POSTGRES, backend_of, open_store
@@ -124,6 +125,7 @@ class Supervisor:
         self.presence: DaemonPresence | None = None
         self.scheduler: SchedulerThread | None = None
         self.retention: RetentionThread | None = None
+        self.web: WebChild | None = None
 
     # ---- life cycle -------------------------------------------------------------------
 
@@ -138,6 +140,8 @@ class Supervisor:
             self.start_presence()
             self.scheduler = start_scheduler(self.home, lambda: self.config)
             self.retention = start_retention(self.home, lambda: self.config)
+            daemon = self.config.daemon
+            self.web = start_web_child(self.home, daemon.http, daemon.http_allow_actions)
             write_start_settings(self.home, self.overrides)
             self.install_signal_handlers()
             if self.watch:
@@ -162,6 +166,8 @@ class Supervisor:
             self.exit_code = self.exit_code or 1
         finally:
             self.kill_all()
+            if self.web is not None:
+                self.web.stop()
             if self.scheduler is not None:
                 self.scheduler.stop()
             if self.retention is not None:
@@ -190,6 +196,8 @@ class Supervisor:
             self.record_slots()
             return
         self.sweep_jobs()
+        if self.web is not None:
+            self.web.check()
         self.manage_workers()
         self.replace_step()
         self.check_ready()
