@@ -37,7 +37,7 @@ NOTHING_WAITING = dict.fromkeys(
     ("scheduled", "blocked", "pending", "running", "awaiting_approval", "waiting"), 0
 )
 
-SLOW_FOLDERS = ("acceptance", "integration")
+SLOW_FOLDERS = ("acceptance", "integration", "chaos")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
