@@ -366,9 +366,15 @@ def run_chaos(
             fault_began = time.monotonic()
             next_terminate = fault_began
             restarted = False
+            next_look = fault_began + 2
             while time.monotonic() - fault_began < settings.fault_seconds:
                 time.sleep(settings.kill_every_s)
                 elapsed = time.monotonic() - fault_began
+                if restarted and time.monotonic() >= next_look:
+                    next_look += 2
+                    done = rows.statuses()
+                    if all(done[j][0] in FINISHED for j in job_ids):
+                        break  # nothing left to break
                 if not restarted and elapsed > settings.fault_seconds / 2:
                     daemon.proc.kill()  # the supervisor only: its workers carry on alone
                     daemon.proc.wait(timeout=10)
