@@ -96,15 +96,15 @@ def worker_processes(supervisor_pid: int) -> list[psutil.Process]:
         children = psutil.Process(supervisor_pid).children()
     except psutil.Error:
         return []
-    return [child for child in children if child.is_running() and _runs_a_worker(child)]
+    return [child for child in children if child.is_running() and not _is_web_child(child)]
 
 
-def _runs_a_worker(process: psutil.Process) -> bool:
-    """A worker, not the supervisor's web child (``python -m workers ...``)."""
+def _is_web_child(process: psutil.Process) -> bool:
+    """The supervisor's dashboard (``python -m athenad.cli.ctl ... web``), not a worker."""
     import psutil
 
     try:
-        return "workers" in process.cmdline()[1:3]
+        return process.cmdline()[1:3] == ["-m", "athenad.cli.ctl"]
     except psutil.Error:
         return False
 
