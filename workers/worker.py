@@ -13,6 +13,7 @@ import contextlib
 import os
 import select
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -76,6 +77,13 @@ RENEW_EVERY_S = 5.0
 CONTROL_BUSY_MS = 200
 
 log = structlog.get_logger()
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """Whether the error is the database connection failing (PostgreSQL's
+    OperationalError: a terminated session, a restart), not the agent's own."""
+    psycopg = sys.modules.get("psycopg")  # loaded only on PostgreSQL homes
+    return psycopg is not None and isinstance(exc, psycopg.OperationalError)
 
 
 def _rate_limit_reason(exc: RateLimited) -> str:
@@ -406,6 +414,11 @@ class Worker:
         except Exception as exc:
             if self.control.cancel_requested:
                 return "cancelled", None
+            if connection_lost(exc):
+                # The database went away under the agent (a restart, a terminated
+                # session): the job is given back, not failed, and spends no attempt.
+                log.warning("database_connection_lost", job_id=job.id, error=str(exc))
+                return "interrupted", None
             return "error", (f"{type(exc).__name__}: {exc}", traceback.format_exc())
         except (SystemExit, KeyboardInterrupt) as exc:
             # An agent's sys.exit() ends its job, not the worker that runs it.

@@ -53,6 +53,7 @@ from athenad.util.timefmt import parse_ts
 from athenad.util.wake import idle_entry, wake_workers
 
 TICK_S = 0.25
+KILL_WAIT_S = 2.0  # how long a worker killed over its lapsed lease is waited for
 MIN_WAIT_S = 0.01  # the shortest wait of the main loop, so a due respawn never spins it
 BOOT_TIMEOUT_S = 60.0
 MAX_BOOT_FAILURES = 5
@@ -519,10 +520,14 @@ class Supervisor:
                     self.enforce(ours)
             elif lease_lapsed(job, lease, now):
                 # The worker stopped renewing its claim (stopped, or stuck holding the GIL).
+                # It dies before the job is given back: a stopped worker let go on between
+                # the two would otherwise run beside the job's next holder.
+                self.enforce(ours)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    ours.proc.wait(timeout=KILL_WAIT_S)
                 status = self.queue.rescue(job["id"], job["fence"], reason="lease expired")
                 if status:
                     log.warning("job_lease_expired", job_id=job["id"], worker_pid=pid)
-                    self.enforce(ours)
 
     def enforce(self, worker: WorkerProcess) -> None:
         """Kill a worker over its job; it is replaced at once, not counted as a crash."""
