@@ -259,9 +259,10 @@ class Rows:
         ) as server:
             return server.execute(sql).fetchall()
 
-    def statuses(self) -> dict[str, tuple[str, str | None, int]]:
-        rows = self.query("SELECT id, status, error, interruptions FROM jobs")
-        return {row[0]: (row[1], row[2], row[3]) for row in rows}
+    def statuses(self) -> dict[str, tuple[str, str | None, int, str]]:
+        """Each job's status, error, interruptions and agent."""
+        rows = self.query("SELECT id, status, error, interruptions, agent_type FROM jobs")
+        return {row[0]: (row[1], row[2], row[3], row[4]) for row in rows}
 
     def parents(self) -> dict[str, list[str]]:
         found: dict[str, list[str]] = defaultdict(list)
@@ -400,7 +401,7 @@ def run_chaos(
                 f"{report.connections_terminated} connections terminated; draining"
             )
 
-            statuses: dict[str, tuple[str, str | None, int]] = {}
+            statuses: dict[str, tuple[str, str | None, int, str]] = {}
             while time.monotonic() - faults_ended < settings.drain_timeout_s:
                 statuses = rows.statuses()
                 if all(statuses[j][0] in FINISHED for j in job_ids):
@@ -423,7 +424,7 @@ def run_chaos(
 def count(
     report: ChaosReport,
     job_ids: list[str],
-    statuses: dict[str, tuple[str, str | None, int]],
+    statuses: dict[str, tuple[str, str | None, int, str]],
     parents: dict[str, list[str]],
     events: list[dict[str, Any]],
 ) -> None:
@@ -465,7 +466,7 @@ def count(
 
     poisoned: set[str] = set()
     for job in job_ids:
-        status, error, interruptions = statuses.get(job, ("missing", None, 0))
+        status, error, interruptions, agent = statuses.get(job, ("missing", None, 0, "?"))
         report.interrupted_runs += interruptions
         if status == "completed":
             report.completed += 1
@@ -477,16 +478,16 @@ def count(
         elif status == "cancelled":
             pass  # counted below, once every poison pill is known
         elif status in FINISHED:
-            flag("lost", f"{job} {status}: {(error or '').splitlines()[:1]}")
+            flag("lost", f"{job} ({agent}) {status}: {(error or '').splitlines()[:1]}")
         else:
             flag("stuck", f"{job} still {status}")
     for job in job_ids:
-        status, error, _ = statuses.get(job, ("missing", None, 0))
+        status, error, _, agent = statuses.get(job, ("missing", None, 0, "?"))
         if status == "cancelled":
             if any(p in (error or "") for p in poisoned):
                 report.cancelled_after_poison_pill += 1
             else:
-                flag("lost", f"{job} cancelled: {(error or '').splitlines()[:1]}")
+                flag("lost", f"{job} ({agent}) cancelled: {(error or '').splitlines()[:1]}")
 
     for job, of in parents.items():
         if not starts[job]:

@@ -65,20 +65,17 @@ def test_sqlite_every_job_runs_once_in_order_through_kills_and_a_supervisor_rest
     )
 
 
-def test_postgres_every_job_runs_once_in_order_through_kills_and_a_supervisor_restart(
+def test_postgres_every_job_runs_once_in_order_through_kills_restarts_and_lost_connections(
     tmp_path: Path, postgres_url: str, postgres_schema: str
 ) -> None:
     settings = ChaosSettings(
-        jobs=160,
-        fault_seconds=8,
-        database_url=postgres_url,
-        database_schema=postgres_schema,
-        terminate_connections=False,
+        jobs=160, fault_seconds=8, database_url=postgres_url, database_schema=postgres_schema
     )
     report = run_chaos(tmp_path, settings)
     print("\n" + report_table(report))
     assert report.problems() == []
     assert report.worker_kills >= 10 and report.supervisor_restarts == 1
+    assert report.connections_terminated > 0
 
 
 def test_postgres_a_terminated_connection_does_not_fail_the_job(
