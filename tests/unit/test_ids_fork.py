@@ -22,13 +22,19 @@ def frozen_clock(monkeypatch):
 
 
 def _submit_in_child(db_path, run_dir) -> None:
-    """Runs in a forked child: submit jobs to the shared database, exit 0 on success."""
+    """Runs in a forked child: submit jobs to the shared database, exit 0 on success
+    (else write why next to the database, for the test's message)."""
     code = 1
     try:
         with JobQueue(db_path, run_dir=run_dir) as queue:
             for _ in range(JOBS_EACH):
                 queue.submit("echo")
         code = 0
+    except BaseException:
+        import traceback
+
+        with open(f"{db_path}.child-{os.getpid()}.error", "w") as out:
+            out.write(traceback.format_exc())
     finally:
         os._exit(code)
 
@@ -48,7 +54,8 @@ def test_forked_children_submit_distinct_ids(home, frozen_clock):
     finally:
         codes = [os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in children]
     # A child whose id collided with another's fails its insert and exits 1.
-    assert codes == [0] * CHILDREN
+    errors = [path.read_text() for path in home.db_path.parent.glob("*.child-*.error")]
+    assert codes == [0] * CHILDREN, errors
     with JobQueue(home.db_path, run_dir=home.run_dir) as queue:
         made = [row[0] for row in queue.conn.execute("SELECT id FROM jobs")]
     assert len(made) == len(set(made)) == (CHILDREN + 1) * JOBS_EACH

@@ -119,12 +119,32 @@ def connect(
     with open_errors(path):
         conn = apsw.Connection(str(path))
         conn.set_busy_handler(prompt_busy_handler(busy_timeout_ms))
-        # journal_mode=WAL needs the write lock the first time; the busy timeout covers it.
-        conn.pragma("journal_mode", "wal")
+        _enter_wal(conn, busy_timeout_ms)
         conn.pragma("synchronous", mode)
         conn.pragma("foreign_keys", True)
         conn.pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)
     return conn
+
+
+def _enter_wal(conn: apsw.Connection, busy_timeout_ms: int) -> None:
+    """Put a (possibly new) database in WAL mode.
+
+    The first time, this needs an exclusive lock. When several processes open a new
+    database at once, one holding a read lock while asking for it gets SQLITE_BUSY at
+    once (SQLite does not wait where waiting could deadlock), so it is retried here,
+    with jittered backoff, for as long as the busy timeout.
+    """
+    deadline = time.monotonic() + busy_timeout_ms / 1000
+    delay = 0.001
+    while True:
+        try:
+            conn.pragma("journal_mode", "wal")
+            return
+        except apsw.BusyError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 0.1)
 
 
 @contextlib.contextmanager
