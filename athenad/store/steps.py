@@ -12,6 +12,7 @@ connection; :func:`step_store` picks one for a queue.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import msgspec
@@ -95,6 +96,27 @@ class StepStore(Protocol):
     def steps(self, job_id: str) -> list[dict[str, Any]]:
         """The job's steps for people: name, sequence, status, tries, timings, size."""
         ...
+
+
+def record_from_row(row: Sequence[Any], to_epoch: Callable[[Any], float | None]) -> StepRecord:
+    """A row of either backend's load_steps query; ``to_epoch`` reads its times."""
+    (seq, name, status, attempt, tries, result, error, error_type, wake_at,
+     started_at, duration_ms, size, sha256) = row  # fmt: skip
+    return StepRecord(
+        seq=seq,
+        name=name,
+        status=status,
+        attempt=attempt,
+        tries=tries,
+        result=result,
+        error=error,
+        error_type=error_type,
+        wake_at=to_epoch(wake_at),
+        started_at=to_epoch(started_at) or 0.0,
+        duration_ms=duration_ms,
+        size=size,
+        sha256=sha256,
+    )
 
 
 def checksum(text: str) -> str:

@@ -6,21 +6,14 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import urllib.request
 
 import psutil
 import pytest
 
-from tests.conftest import cli, cli_json, wait_until
+from tests.conftest import cli, cli_json, free_port, wait_until
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def healthy(url: str) -> bool:

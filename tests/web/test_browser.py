@@ -8,9 +8,9 @@ it).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +23,7 @@ import pytest
 
 from athenad.config import load_config
 from athenad.store.backend import open_store
+from tests.conftest import free_port
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.slow]
 
@@ -57,15 +58,9 @@ def browser() -> Iterator[Any]:
         chromium.close()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def server(home, jobs) -> Iterator[str]:
-    """``athenactl web --allow-actions`` on the home, as a user starts it."""
+@contextlib.contextmanager
+def serving(home) -> Iterator[str]:
+    """``athenactl web --allow-actions`` on the home, as a user starts it; its base URL."""
     port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("ATHENA_")}
     env["ATHENA_WEB_TOKEN"] = TOKEN
@@ -91,6 +86,12 @@ def server(home, jobs) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture
+def server(home, jobs) -> Iterator[str]:
+    with serving(home) as base:
+        yield base
 
 
 def test_the_overview_and_a_job_render(browser, server, jobs):

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -20,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.web.test_browser import TOKEN, browser, free_port  # noqa: F401 (a fixture)
+from tests.web.test_browser import TOKEN, browser, serving  # noqa: F401 (a fixture)
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
 
@@ -36,31 +33,8 @@ def live_site(home, daemon_factory) -> Iterator[str]:
     (home.root / "webagents.py").write_text(AGENTS)
     (home.root / "athena.toml").write_text('[agents]\nflaky = "webagents:flaky"\n')
     daemon_factory(workers=2)
-    port = free_port()
-    env = {key: value for key, value in os.environ.items() if not key.startswith("ATHENA_")}
-    env["ATHENA_WEB_TOKEN"] = TOKEN
-    command = [sys.executable, "-m", "athenad.cli.ctl", "web", "--home", str(home.root)]
-    command += ["--bind", f"127.0.0.1:{port}", "--allow-actions"]
-    proc = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(base + "/healthz", timeout=2):
-                    break
-            except (urllib.error.URLError, ConnectionError):
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"athenactl web did not start: {proc.communicate()[1]}")
-                time.sleep(0.1)
+    with serving(home) as base:
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def post(url: str, body: object, token: str | None) -> tuple[int, object]:

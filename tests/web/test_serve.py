@@ -14,13 +14,7 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import cli
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.conftest import cli, free_port
 
 
 def fetch(url: str) -> tuple[int, str]:

@@ -61,24 +61,16 @@ class PostgresSlots:
             ).fetchone()
             if moved is None:
                 return None
-            priorities: dict[str, int] = {}
             for job in jobs:
-                outcomes.append(self._insert(conn, dict(job.fields), priorities))
+                outcomes.append(self._insert(conn, dict(job.fields)))
             if any(not outcome.duplicate for outcome in outcomes):
                 # pg_notify in the transaction: delivered at commit, and only if it commits.
                 conn.execute(QUERIES["notify_ready"], {"schema": self.schema})
         return outcomes
 
     @staticmethod
-    def _insert(
-        conn: psycopg.Connection[Any], row: dict[str, Any], priorities: dict[str, int]
-    ) -> Submitted:
-        queue = row["queue"]
-        if row["priority"] is None:
-            if queue not in priorities:
-                found = conn.execute(QUERIES["queue_priority"], {"queue": queue}).fetchone()
-                priorities[queue] = found[0] if found is not None and found[0] is not None else 0
-            row["priority"] = priorities[queue]
+    def _insert(conn: psycopg.Connection[Any], row: dict[str, Any]) -> Submitted:
+        # No priority: insert_job takes the queue's default itself.
         row.update(
             id=new_job_id(),
             status="pending",

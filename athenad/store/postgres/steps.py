@@ -21,6 +21,7 @@ from athenad.store.steps import (
     Event,
     StepRecord,
     check_event_key,
+    record_from_row,
     result_params,
     step_dict,
     with_result,
@@ -53,25 +54,7 @@ class PostgresStepStore:
     def load(self, job_id: str) -> list[StepRecord]:
         with self.queue._tx() as conn:
             rows = conn.execute(Q["load_steps"], {"id": job_id}).fetchall()
-        return [
-            StepRecord(
-                seq=seq,
-                name=name,
-                status=status,
-                attempt=attempt,
-                tries=tries,
-                result=result,
-                error=error,
-                error_type=error_type,
-                wake_at=_epoch(wake_at),
-                started_at=_epoch(started_at) or 0.0,
-                duration_ms=duration_ms,
-                size=size,
-                sha256=sha256,
-            )
-            for (seq, name, status, attempt, tries, result, error, error_type, wake_at,
-                 started_at, duration_ms, size, sha256) in rows
-        ]  # fmt: skip
+        return [record_from_row(row, _epoch) for row in rows]
 
     @staticmethod
     def _params(job_id: str, step: StepRecord) -> dict[str, Any]:

@@ -69,7 +69,8 @@ DEFAULT_LEASE_S = 60.0
 DEFAULT_MAX_INTERRUPTIONS = 3
 
 
-def _row_as_dict(cursor: Any, row: tuple) -> dict[str, Any]:
+def row_as_dict(cursor: Any, row: tuple) -> dict[str, Any]:
+    """A row trace: each row as a dict of column name to value."""
     return dict(zip((d[0] for d in cursor.getdescription()), row, strict=True))
 
 
@@ -118,7 +119,7 @@ class JobQueue:
     ) -> list[dict[str, Any]]:
         """Rows of a named query as dicts of column name to value."""
         cursor = self.conn.cursor()
-        cursor.row_trace = _row_as_dict
+        cursor.row_trace = row_as_dict
         return list(cursor.execute(Q[name], params or {}))
 
     def _one(self, name: str, params: Mapping[str, Any] | None = None) -> tuple | None:

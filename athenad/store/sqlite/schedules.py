@@ -72,7 +72,6 @@ class SqliteSlots:
             ).fetchall()
             if not moved:
                 return None
-            priorities: dict[str, int] = {}
             for job in jobs:
                 row = dict(job.fields)
                 live = self.conn.execute(
@@ -81,8 +80,6 @@ class SqliteSlots:
                 if live is not None:
                     outcomes.append(Submitted(str(live[0]), duplicate=True))
                     continue
-                if row["priority"] is None:
-                    row["priority"] = self._queue_priority(row["queue"], priorities)
                 row.update(
                     id=new_job_id(),
                     status="pending",
@@ -101,12 +98,6 @@ class SqliteSlots:
         if made:
             wake_idle(self.run_dir, made)
         return outcomes
-
-    def _queue_priority(self, queue: str, known: dict[str, int]) -> int:
-        if queue not in known:
-            row = self.conn.execute(QUERIES["queue_priority"], {"queue": queue}).fetchone()
-            known[queue] = row[0] if row is not None and row[0] is not None else 0
-        return known[queue]
 
     def slot_job(self, name: str, slot: dt.datetime) -> str | None:
         params = {"since": format_ts(slot - SLOT_JOB_MARGIN), "key": unique_key(name, slot)}

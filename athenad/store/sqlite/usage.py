@@ -8,15 +8,11 @@ from athenad.errors import JobNotFound
 from athenad.store.named_sql import load_queries
 from athenad.store.sqlite.connection import write_transaction
 from athenad.store.sqlite.queries import SQL_DIR
-from athenad.store.sqlite.queue import JobQueue
+from athenad.store.sqlite.queue import JobQueue, row_as_dict
 from athenad.store.usage import check_usage
 from athenad.util.timefmt import format_epoch, utc_now_text
 
 Q = load_queries(SQL_DIR / "usage.sql")
-
-
-def _row_as_dict(cursor: Any, row: tuple[Any, ...]) -> dict[str, Any]:
-    return {name: value for (name, _type), value in zip(cursor.getdescription(), row, strict=True)}
 
 
 class SqliteUsageStore:
@@ -56,5 +52,5 @@ class SqliteUsageStore:
         query = Q["usage_by_model"] if by == "model" else Q["usage_by_agent_type"]
         since = "" if since_epoch is None else format_epoch(since_epoch)
         cursor = self.conn.cursor()
-        cursor.row_trace = _row_as_dict
+        cursor.row_trace = row_as_dict
         return list(cursor.execute(query, {"since": since}))

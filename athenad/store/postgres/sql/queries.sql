@@ -62,9 +62,6 @@ JOIN jobs AS other ON other.unique_key = job.unique_key AND other.id != job.id
 WHERE job.id = %(id)s
   AND other.status IN ('scheduled', 'blocked', 'pending', 'running', 'awaiting_approval', 'waiting');
 
--- name: queue_priority
-SELECT priority FROM queues WHERE name = %(queue)s;
-
 -- name: insert_edge
 INSERT INTO job_parents (job_id, parent_id) VALUES (%(job_id)s, %(parent_id)s);
 

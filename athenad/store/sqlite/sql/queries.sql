@@ -32,9 +32,6 @@ JOIN jobs AS other ON other.unique_key = job.unique_key AND other.id != job.id
 WHERE job.id = :id
   AND other.status IN ('scheduled', 'blocked', 'pending', 'running', 'awaiting_approval', 'waiting');
 
--- name: queue_priority
-SELECT priority FROM queues WHERE name = :queue;
-
 -- name: promote_scheduled
 -- Scheduled jobs whose time has come become ready.
 UPDATE jobs SET status = 'pending'
