@@ -420,7 +420,7 @@ def show(job_id: str, as_json: bool, home: str | None) -> None:
 
     with open_queue(home) as queue:
         job = _show_dict(queue.get(job_id))
-        job["steps"] = len(step_store(queue).load(job_id))
+        job["steps"] = step_store(queue).count(job_id)
     if as_json:
         print_json(job)
         return

@@ -62,6 +62,10 @@ class StepStore(Protocol):
         """Every recorded step of the job, in sequence order."""
         ...
 
+    def count(self, job_id: str) -> int:
+        """How many steps the job recorded (without reading their results)."""
+        ...
+
     def record(self, job_id: str, fence: int, step: StepRecord) -> None:
         """Write (or overwrite) the step; StaleFence when this fence no longer holds it."""
         ...

@@ -234,3 +234,12 @@ def test_a_result_that_does_not_verify_is_not_replayed(store):
     assert again.run("one", lambda: calls.append(1) or "fresh", (), {}) == "fresh"
     assert again.run("two", lambda: calls.append(2) or "fresh two", (), {}) == "fresh two"
     assert calls == [1, 2]
+
+
+def test_steps_are_counted_without_reading_them(store):
+    store.submit("agent")
+    job, steps = run_of(store)
+    assert step_store(store).count(job.id) == 0
+    steps.run("one", lambda: "x" * 100_000, (), {})
+    steps.run("two", lambda: 2, (), {})
+    assert step_store(store).count(job.id) == 2

@@ -56,6 +56,11 @@ class PostgresStepStore:
             rows = conn.execute(Q["load_steps"], {"id": job_id}).fetchall()
         return [record_from_row(row, _epoch) for row in rows]
 
+    def count(self, job_id: str) -> int:
+        with self.queue._tx() as conn:
+            row = conn.execute(Q["count_steps"], {"id": job_id}).fetchone()
+        return 0 if row is None else int(row[0])
+
     @staticmethod
     def _params(job_id: str, step: StepRecord) -> dict[str, Any]:
         return {

@@ -48,6 +48,9 @@ class SqliteStepStore:
         rows = self.conn.execute(Q["load_steps"], {"id": job_id})
         return [record_from_row(row, _epoch) for row in rows]
 
+    def count(self, job_id: str) -> int:
+        return int(next(iter(self.conn.execute(Q["count_steps"], {"id": job_id})))[0])
+
     def _params(self, job_id: str, step: StepRecord) -> dict[str, Any]:
         return {
             "id": job_id,

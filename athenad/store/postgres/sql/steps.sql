@@ -10,6 +10,9 @@ FROM job_steps AS s
 LEFT JOIN job_step_results AS r ON r.job_id = s.job_id AND r.seq = s.seq
 WHERE s.job_id = %(id)s ORDER BY s.seq;
 
+-- name: count_steps
+SELECT count(*) FROM job_steps WHERE job_id = %(id)s;
+
 -- name: record_step
 INSERT INTO job_steps (
     job_id, seq, name, status, attempt, tries, result, error, error_type, wake_at,
