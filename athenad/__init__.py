@@ -35,6 +35,7 @@ if TYPE_CHECKING:
         StepsChanged,
         UnknownParent,
         WaitTimeout,
+        WriteFailed,
     )
     from athenad.model import Job, JobStatus
     from athenad.storage.checkpoints import CheckpointStore
@@ -63,6 +64,7 @@ _EXPORTS = {
     "StepsChanged": "athenad.errors",
     "UnknownParent": "athenad.errors",
     "WaitTimeout": "athenad.errors",
+    "WriteFailed": "athenad.errors",
     "ClaimedJob": "athenad.store.sqlite.queue",
     "JobQueue": "athenad.store.sqlite.queue",
     "JobSpec": "athenad.store.sqlite.queue",
@@ -108,6 +110,7 @@ __all__ = [
     "TaskOrchestrator",
     "UnknownParent",
     "WaitTimeout",
+    "WriteFailed",
 ]
 
 if not TYPE_CHECKING:  # hidden from type checkers, which would otherwise type any name as Any

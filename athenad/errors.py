@@ -111,6 +111,11 @@ class DatabaseBusy(AthenaError):
     """The database stayed locked by another process for too long."""
 
 
+class WriteFailed(AthenaError):
+    """Athena could not write (the disk is full, or refused the write); what was stored
+    before is unchanged."""
+
+
 class DatabaseUnusable(AthenaError):
     """athena.db cannot be opened as an SQLite database."""
 

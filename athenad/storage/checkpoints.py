@@ -31,7 +31,7 @@ from typing import Any
 
 import msgspec
 
-from athenad.errors import AthenaError, InvalidInput
+from athenad.errors import AthenaError, InvalidInput, WriteFailed
 from athenad.util.fsutil import fsync_dir
 from athenad.util.logs import LibraryLogger
 from athenad.util.timefmt import utc_now_text
@@ -53,7 +53,7 @@ class CheckpointError(AthenaError):
     """The checkpoint could not be used."""
 
 
-class CheckpointWriteError(CheckpointError):
+class CheckpointWriteError(CheckpointError, WriteFailed):
     """The checkpoint could not be written; the previous checkpoint is unchanged."""
 
 

@@ -58,6 +58,7 @@ class RotatingLog:
         self.checked = 0.0
         self.check_every = max(max_bytes // SIZE_CHECK_SHARE, 1)
         self.unchecked = self.check_every  # bytes written since the last look at the size
+        self.torn = False  # a write failed part-way: the file ends inside a line
         self._open()
 
     # ---- the stream structlog writes to -------------------------------------------------
@@ -67,7 +68,7 @@ class RotatingLog:
             if text.endswith("\n"):  # print() writes the line, then its newline
                 data = (self.buffer + text).encode() if self.buffer else text.encode()
                 self.buffer = ""
-                self._append(data)
+                self._append_or_drop(data)
             else:
                 self.buffer += text
         return len(text)
@@ -76,7 +77,7 @@ class RotatingLog:
         with self.lock:
             if self.buffer:
                 data, self.buffer = self.buffer.encode(), ""
-                self._append(data)
+                self._append_or_drop(data)
 
     def isatty(self) -> bool:
         return False
@@ -111,6 +112,11 @@ class RotatingLog:
         if old >= 0:
             os.close(old)
 
+    def _append_or_drop(self, data: bytes) -> None:
+        # A rotation the disk refuses (full, read-only) loses this line, nothing more.
+        with contextlib.suppress(OSError):
+            self._append(data)
+
     def _append(self, data: bytes) -> None:
         now = time.monotonic()
         if now - self.checked >= RECHECK_PATH_S:
@@ -124,7 +130,18 @@ class RotatingLog:
                 size = os.fstat(self.fd).st_size
                 if size and size + len(data) > self.max_bytes:
                     self._rotate()
-        os.write(self.fd, data)
+        if self.torn:
+            data = b"\n" + data  # end the line a failed write cut short
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self.fd, view) :]
+            self.torn = False
+        except OSError:
+            # A full disk: the line is dropped rather than stopping whoever logged it
+            # (a worker saving a checkpoint, the supervisor's loop). A line cut short
+            # is ended by the next one that can be written.
+            self.torn = self.torn or len(view) < len(data)
 
     def _at_path(self) -> bool:
         try:

@@ -13,6 +13,8 @@ parsed.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import sys
 from typing import Any, TextIO
@@ -49,9 +51,35 @@ def configure_logging(
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
-        logger_factory=structlog.PrintLoggerFactory(stream or sys.stderr),
+        logger_factory=_SafePrintLoggerFactory(stream or sys.stderr),
         cache_logger_on_first_use=True,
     )
+
+
+class _SafePrintLoggerFactory:
+    """structlog's print loggers, but a line the stream refuses (a full disk, a closed
+    pipe) is dropped: logging never raises into the code that logs."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def __call__(self, *args: Any) -> Any:
+        return _safe_print_logger()(self.stream)
+
+
+@functools.cache
+def _safe_print_logger() -> Any:
+    import structlog
+
+    class SafePrintLogger(structlog.PrintLogger):
+        def msg(self, message: str) -> None:
+            with contextlib.suppress(OSError, ValueError):
+                super().msg(message)
+
+        log = debug = info = warn = warning = msg
+        fatal = failure = err = error = critical = exception = msg
+
+    return SafePrintLogger
 
 
 class LibraryLogger:

@@ -25,6 +25,7 @@ repaired.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import re
@@ -36,7 +37,7 @@ from typing import Any
 
 import msgspec
 
-from athenad.errors import AthenaError, InvalidInput
+from athenad.errors import AthenaError, InvalidInput, WriteFailed
 from athenad.util.logs import LibraryLogger
 from athenad.util.timefmt import utc_now_text
 
@@ -59,6 +60,17 @@ class SessionNotFound(AthenaError):
 
 class SessionRepaired(UserWarning):
     """A session file had damaged lines; they were cut or quarantined."""
+
+
+class SessionWriteError(WriteFailed):
+    """The session could not be written; what it held before is unchanged."""
+
+
+def write_reason(exc: OSError) -> str:
+    """Why the disk refused a write, as the end of a sentence."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "the disk is full"
+    return (exc.strerror or str(exc)).lower()
 
 
 class UnsupportedFormat(AthenaError):
@@ -188,6 +200,13 @@ def locked(path: Path, exclusive: bool) -> Iterator[int]:
             raise SessionNotFound(
                 f"session {path.name[: -len(SUFFIX)]!r} does not exist."
             ) from None
+        except OSError as exc:
+            if not exclusive:
+                raise
+            raise SessionWriteError(
+                f"session {path.name[: -len(SUFFIX)]} cannot be written because "
+                f"{write_reason(exc)}; it is unchanged."
+            ) from None
         fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
         try:
             same = os.fstat(fd).st_ino == os.stat(path).st_ino
@@ -288,22 +307,42 @@ def append_message(
         check_format(os.pread(fd, _TAIL_BYTES, 0), path)
         size = os.fstat(fd).st_size
         record, complete = last_record(fd, size)
-        if complete < size:
-            tail = os.pread(fd, size - complete, complete)
-            finished = decode_unterminated(tail)
-            if finished is not None:
-                os.write(fd, b"\n")
-                record = finished
-            else:
-                quarantine(path, [(None, tail, TORN_REASON)])
-                os.ftruncate(fd, complete)
-                report_repair(path, torn=len(tail))
-        seq = record.seq + 1 if isinstance(record, Message) else 1
-        message = make_message(seq, role, content, metadata=metadata)
-        os.write(fd, encode_line(message))
-        if durable:
-            os.fsync(fd)
+        try:
+            if complete < size:
+                tail = os.pread(fd, size - complete, complete)
+                finished = decode_unterminated(tail)
+                if finished is not None:
+                    os.write(fd, b"\n")
+                    record = finished
+                else:
+                    quarantine(path, [(None, tail, TORN_REASON)])
+                    os.ftruncate(fd, complete)
+                    report_repair(path, torn=len(tail))
+            seq = record.seq + 1 if isinstance(record, Message) else 1
+            message = make_message(seq, role, content, metadata=metadata)
+            before = os.fstat(fd).st_size
+            try:
+                write_all(fd, encode_line(message))
+                if durable:
+                    os.fsync(fd)
+            except OSError:
+                # A short write (the disk filled up mid-line) must not leave half a line.
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, before)
+                raise
+        except OSError as exc:
+            raise SessionWriteError(
+                f"the message was not added to session {path.name[: -len(SUFFIX)]} because "
+                f"{write_reason(exc)}; the session is unchanged."
+            ) from None
     return message
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write every byte (``os.write`` may write fewer than asked, as on a full disk)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def report_repair(

@@ -82,12 +82,19 @@ _encoder = msgspec.json.Encoder()
 
 
 def note_activity(directory: Path, session_id: str) -> None:
-    """Tell every reader's index that this session changed (one small O_APPEND write)."""
-    fd = os.open(directory / JOURNAL_NAME, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    """Tell every reader's index that this session changed (one small O_APPEND write).
+
+    The change itself is already in the session's file: a journal the disk refuses
+    (full) only delays other readers' caches until they check each file (a warning).
+    """
     try:
-        os.write(fd, session_id.encode() + b"\n")
-    finally:
-        os.close(fd)
+        fd = os.open(directory / JOURNAL_NAME, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, session_id.encode() + b"\n")
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        log.warning("session_journal_write_failed", session_id=session_id, error=str(exc))
 
 
 _MESSAGE_START = b'{"type":"message"'
@@ -280,7 +287,12 @@ class SessionIndex:
         """Write index.json atomically (most recent first)."""
         entries = self._entries or {}
         ordered = sorted(entries.values(), key=_recency, reverse=True)
-        atomic_write(self.path, _encoder.encode(IndexFile(INDEX_FORMAT, ordered)))
+        try:
+            atomic_write(self.path, _encoder.encode(IndexFile(INDEX_FORMAT, ordered)))
+        except OSError as exc:
+            # A cache: the sessions are listed from what was read; written next time.
+            log.warning("session_index_write_failed", path=str(self.path), error=str(exc))
+            return
         log.debug("session_index_written", path=str(self.path), sessions=len(ordered))
 
     def _read_file(self) -> dict[str, SessionInfo] | None:

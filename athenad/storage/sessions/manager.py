@@ -27,10 +27,12 @@ from athenad.storage.sessions.files import (
     Header,
     Message,
     SessionNotFound,
+    SessionWriteError,
     check_session_id,
     check_text,
     encode_line,
     is_valid_session_id,
+    write_reason,
 )
 from athenad.storage.sessions.gitinfo import current_branch
 from athenad.storage.sessions.index import SessionIndex, SessionInfo, note_activity, summarize
@@ -204,6 +206,11 @@ class SessionManager:
                 if wanted:
                     header.imported_from = wanted  # taken: keep where this came from
                 wanted = None
+            except OSError as exc:
+                raise SessionWriteError(
+                    f"the session was not created because {write_reason(exc)}; "
+                    "no session file was left behind."
+                ) from None
         note_activity(self.dir, header.id)
         log.info("session_created", session_id=header.id, git_branch=header.git_branch)
         return header.id
@@ -299,8 +306,14 @@ class SessionManager:
         except (TypeError, msgspec.EncodeError) as exc:
             raise InvalidInput(f"checkpoint messages cannot be encoded as JSON: {exc}") from None
         path = self._checkpoint_path(session_id)
-        path.parent.mkdir(exist_ok=True)
-        atomic_write(path, data)
+        try:
+            path.parent.mkdir(exist_ok=True)
+            atomic_write(path, data)
+        except OSError as exc:
+            raise SessionWriteError(
+                f"the checkpoint of session {session_id} was not written because "
+                f"{write_reason(exc)}; the previous checkpoint is unchanged."
+            ) from None
         log.info("session_checkpoint_saved", session_id=session_id, iteration=iteration)
         return path
 

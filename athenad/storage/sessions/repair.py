@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from athenad.storage.sessions.files import (
     TORN_REASON,
     Header,
     Message,
+    SessionRepaired,
     check_format,
     decode_line,
     decode_unterminated,
@@ -35,6 +37,9 @@ from athenad.storage.sessions.files import (
     report_repair,
 )
 from athenad.util.fsutil import atomic_write
+from athenad.util.logs import LibraryLogger
+
+log = LibraryLogger("athenad.storage.sessions")
 
 
 class ParsedFile(msgspec.Struct):
@@ -78,7 +83,20 @@ def read_session(path: Path, *, durable: bool = True) -> tuple[Header, list[Mess
     check_format(data[:4096], path)
     parsed = parse(data)
     if parsed.torn or parsed.unterminated or parsed.bad or parsed.header is None:
-        parsed = _repair(path, durable=durable)
+        try:
+            parsed = _repair(path, durable=durable)
+        except OSError as exc:
+            # The disk refuses the repair (full, read-only): show what is readable now;
+            # the file is unchanged and repaired by a later read or append.
+            if parsed.header is None:
+                parsed.header, _ = recover_header(path, parsed)
+            log.warning("session_repair_failed", path=str(path), error=str(exc))
+            warnings.warn(
+                f"session {path.name[: -len(SUFFIX)]} has damaged lines that could not be "
+                f"quarantined now ({exc.strerror or exc}); they are left out.",
+                SessionRepaired,
+                stacklevel=3,
+            )
     assert parsed.header is not None
     return parsed.header, parsed.messages
 

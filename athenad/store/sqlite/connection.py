@@ -17,7 +17,7 @@ from pathlib import Path
 
 import apsw
 
-from athenad.errors import DatabaseBusy, DatabaseUnusable
+from athenad.errors import DatabaseBusy, DatabaseUnusable, WriteFailed
 
 BUSY_TIMEOUT_MS = 10_000
 BUSY_WAIT_S = 0.00075
@@ -90,17 +90,47 @@ def prompt_busy_handler(timeout_ms: int):
     return handler
 
 
+def disk_is_full(path: Path) -> bool:
+    """Whether the filesystem holding ``path`` has no space left for this process."""
+    try:
+        stat = os.statvfs(path.parent)
+    except OSError:
+        return False
+    # A few blocks may stay free that SQLite still cannot use (a new -shm page).
+    return stat.f_bavail * stat.f_frsize < 64 * 1024
+
+
+def read_only_place(path: Path) -> bool:
+    """Whether the filesystem holding ``path`` is mounted read-only."""
+    try:
+        return bool(os.statvfs(path.parent).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
 @contextlib.contextmanager
 def open_errors(path: Path) -> Iterator[None]:
     """Turn SQLite's errors on opening ``path`` into one clear DatabaseUnusable."""
     try:
         yield
+    except (apsw.FullError, apsw.IOError) as exc:
+        if isinstance(exc, apsw.FullError) or disk_is_full(path):
+            raise WriteFailed(
+                f"cannot open {path}: the disk holding it is full; free some space and try "
+                "again (nothing stored was changed)."
+            ) from None
+        raise DatabaseUnusable(f"{path} is not a usable SQLite database: {exc}.") from None
     except apsw.CantOpenError as exc:
+        if read_only_place(path):
+            raise DatabaseUnusable(
+                f"cannot open {path}: the filesystem holding it is mounted read-only, and "
+                "SQLite needs to write it and its -wal and -shm files."
+            ) from None
         raise DatabaseUnusable(
             f"cannot open {path} ({exc}); SQLite needs to write it and its -wal and -shm files, "
             "so check that the directory is writable."
         ) from None
-    except (apsw.NotADBError, apsw.CorruptError, apsw.IOError, apsw.ReadOnlyError) as exc:
+    except (apsw.NotADBError, apsw.CorruptError, apsw.ReadOnlyError) as exc:
         raise DatabaseUnusable(f"{path} is not a usable SQLite database: {exc}.") from None
 
 
@@ -172,13 +202,27 @@ def write_transaction(conn: apsw.Connection, *, timeout_s: float = 30.0) -> Iter
                 time.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, 0.1)
         yield
-    except BaseException:
-        if not conn.in_transaction:
-            raise
-        conn.execute("ROLLBACK")
+    except BaseException as exc:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        if isinstance(exc, (apsw.FullError, apsw.ReadOnlyError)):
+            raise _refused(conn, exc) from None
         raise
     else:
-        conn.execute("COMMIT")
+        try:
+            conn.execute("COMMIT")
+        except (apsw.FullError, apsw.ReadOnlyError) as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise _refused(conn, exc) from None
+
+
+def _refused(conn: apsw.Connection, exc: apsw.Error) -> WriteFailed:
+    if isinstance(exc, apsw.ReadOnlyError):
+        why = "it is read-only (the file, or the filesystem holding it); make it writable"
+    else:
+        why = "the disk holding it is full; free some space"
+    return WriteFailed(f"{conn.filename} was not changed because {why} and try again.")
 
 
 def tune_for_hot_writes(conn: apsw.Connection) -> None:
