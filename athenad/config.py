@@ -148,7 +148,7 @@ def check_queue_name(name: str, what: str = "queue") -> str:
     return name
 
 
-_RATE = re.compile(r"^\s*(\d+)\s*/\s*(s|sec|second|m|min|minute|h|hour)\s*$", re.IGNORECASE)
+_RATE = re.compile(r"^\s*([0-9]{1,18})\s*/\s*(s|sec|second|m|min|minute|h|hour)\s*$", re.IGNORECASE)
 _PERIODS = {"s": 1.0, "m": 60.0, "h": 3600.0}
 
 
@@ -163,16 +163,23 @@ def parse_rate(text: str, what: str = "rate") -> tuple[int, float]:
     return int(match.group(1)), _PERIODS[match.group(2)[0].lower()]
 
 
+INT64_MAX = 2**63 - 1
+# A number stored in the database: it must fit in 64 bits.
+Int64 = Annotated[int, Meta(ge=-(2**63), le=INT64_MAX)]
+# The longest interval a schedule's `every` may have.
+MAX_EVERY_S = 366 * 86400.0
+
+
 class QueueConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """``[queues.NAME]``: limits of one named queue (``None``: no limit)."""
 
-    concurrency: Annotated[int, Meta(ge=1)] | None = None
+    concurrency: Annotated[int, Meta(ge=1, le=INT64_MAX)] | None = None
     rate: str | None = None
-    priority: int = 0
+    priority: Int64 = 0
 
 
 class LimitsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    key_concurrency: Annotated[int, Meta(ge=1)] = 1
+    key_concurrency: Annotated[int, Meta(ge=1, le=INT64_MAX)] = 1
 
 
 class ScheduleConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -185,7 +192,7 @@ class ScheduleConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     queue: str = "default"
     timezone: str = "UTC"
     catch_up: bool = False
-    priority: int | None = None
+    priority: Int64 | None = None
 
 
 class RetentionConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -352,18 +359,30 @@ def _check_sections(config: Config) -> None:
         if (schedule.cron is None) == (schedule.every is None):
             raise ConfigError(f"[schedules.{name}] needs exactly one of cron and every.")
         if schedule.every is not None:
-            if parse_duration(schedule.every, f"[schedules.{name}] every") < 1:
+            every_s = parse_duration(schedule.every, f"[schedules.{name}] every")
+            if every_s < 1:
                 raise ConfigError(
                     f"[schedules.{name}] every {schedule.every!r} is too short: at least 1s."
                 )
+            if every_s > MAX_EVERY_S:
+                raise ConfigError(
+                    f"[schedules.{name}] every {schedule.every!r} is too long: at most 366d."
+                )
         elif schedule.cron is not None:
-            from croniter import croniter  # only homes with schedules pay for it
+            from croniter import CroniterError, croniter  # only homes with schedules pay
 
             if not croniter.is_valid(schedule.cron):
                 raise ConfigError(
                     f"[schedules.{name}] cron {schedule.cron!r} is not a cron expression "
                     '(five fields, like "*/15 * * * *").'
                 )
+            try:
+                croniter(schedule.cron).get_next(float)
+            except CroniterError:
+                raise ConfigError(
+                    f"[schedules.{name}] cron {schedule.cron!r} never matches a date, "
+                    "so it would never run."
+                ) from None
         try:
             import zoneinfo
 

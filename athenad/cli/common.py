@@ -105,6 +105,11 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             return func(*args, **kwargs)
         except AthenaError as exc:
             fail(exc.message)
+        except UnicodeEncodeError as exc:
+            # Bytes that are not UTF-8 (an argument like $'\xff') reach Python as
+            # surrogates, which no file or database can store.
+            bad = exc.object[exc.start : exc.end]
+            fail(f"{bad!r} in {exc.object[:60]!r} is not UTF-8 text.")
         except BrokenPipeError:
             # The reader went away (`| head`): stop quietly, as shell tools do.
             with contextlib.suppress(OSError, ValueError):

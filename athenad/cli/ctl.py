@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import sys
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -36,7 +35,7 @@ from athenad.store.backend import (
     open_store,
 )
 from athenad.store.contract import STATUSES
-from athenad.store.jobspec import parse_moment
+from athenad.store.jobspec import MAX_PAYLOAD_BYTES, parse_moment, payload_too_large
 from athenad.util.timefmt import parse_duration
 
 if TYPE_CHECKING:
@@ -204,7 +203,7 @@ def read_payload(payload: str | None, payload_file: str | None) -> Any:
         if not payload_file:
             raise InvalidInput("--payload-file needs a file name, or - for stdin.")
         try:
-            text = sys.stdin.read() if payload_file == "-" else Path(payload_file).read_text()
+            text = _read_limited(payload_file)
         except OSError as exc:
             raise InvalidInput(
                 f"cannot read payload file {payload_file}: {exc.strerror}."
@@ -216,6 +215,8 @@ def read_payload(payload: str | None, payload_file: str | None) -> Any:
         text, source = payload, "--payload"
     else:
         return None
+    if len(text) > MAX_PAYLOAD_BYTES:  # characters: at least as many bytes
+        raise InvalidInput(payload_too_large(f"the payload from {source}"))
     import json
 
     try:
@@ -224,6 +225,22 @@ def read_payload(payload: str | None, payload_file: str | None) -> Any:
         raise InvalidInput(f"the payload from {source} is not JSON: {exc}.") from None
     except ValueError as exc:
         raise InvalidInput(f"the payload from {source} is not JSON: {exc}.") from None
+    except RecursionError:
+        raise InvalidInput(f"the payload from {source} nests too deeply.") from None
+
+
+def _read_limited(payload_file: str) -> str:
+    """The payload file's text (``-``: stdin), reading no more than the payload limit
+    allows, so a huge file is refused before it fills the memory."""
+    if payload_file == "-":
+        text = sys.stdin.read(MAX_PAYLOAD_BYTES + 1)
+    else:
+        with open(payload_file, encoding="utf-8") as stream:
+            text = stream.read(MAX_PAYLOAD_BYTES + 1)
+    if len(text) > MAX_PAYLOAD_BYTES:
+        source = "stdin" if payload_file == "-" else payload_file
+        raise InvalidInput(payload_too_large(f"the payload from {source}"))
+    return text
 
 
 def _refuse_constant(name: str) -> Any:

@@ -13,6 +13,13 @@ from athenad.errors import InvalidInput
 
 MAX_BACKOFF_S = 3600.0
 MAX_SECONDS = 365 * 86400.0
+# 9999-01-01T00:00:00Z: later moments do not fit the stored time text.
+LATEST_MOMENT = 253370764800.0
+# The most JSON a job's payload (or an event's) may take: it is stored in the job's
+# row and decoded at every claim. Larger data belongs in a file the payload names.
+MAX_PAYLOAD_BYTES = 16 * 1024 * 1024
+# A job type names an agent: text of this many characters at most, no control characters.
+MAX_TYPE_CHARS = 200
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder()
@@ -81,6 +88,40 @@ def encode_json(value: Any, what: str) -> str:
         return _encoder.encode(value).decode()
     except (TypeError, ValueError, OverflowError, msgspec.EncodeError) as exc:
         raise InvalidInput(f"{what} cannot be encoded as JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidInput(f"{what} cannot be encoded as JSON: it nests too deeply.") from None
+
+
+def encode_payload(value: Any, what: str) -> str:
+    """Encode a job's or an event's payload, refusing one over MAX_PAYLOAD_BYTES."""
+    text = encode_json(value, what)
+    if len(text) > MAX_PAYLOAD_BYTES // 4 and len(text.encode()) > MAX_PAYLOAD_BYTES:
+        raise InvalidInput(payload_too_large(what, len(text.encode())))
+    return text
+
+
+def payload_too_large(what: str, size: int | None = None) -> str:
+    """The sentence refusing a payload over MAX_PAYLOAD_BYTES."""
+    actual = "" if size is None else f" ({size / 2**20:.1f} MiB)"
+    return (
+        f"{what} is too large{actual}: a payload may take at most "
+        f"{MAX_PAYLOAD_BYTES // 2**20} MiB of JSON; put larger data in a file and pass its path."
+    )
+
+
+def check_type(value: Any) -> str:
+    """A job type: an agent's name, 1 to MAX_TYPE_CHARS characters, no control characters."""
+    if (
+        not isinstance(value, str)
+        or not 0 < len(value) <= MAX_TYPE_CHARS
+        or not value.isprintable()
+    ):
+        shown = value[:MAX_TYPE_CHARS] if isinstance(value, str) else value
+        raise InvalidInput(
+            f"job type {shown!r} is not an agent name: use 1 to {MAX_TYPE_CHARS} "
+            "printable characters."
+        )
+    return value
 
 
 def decode_json(text: str | None) -> Any:
@@ -162,7 +203,10 @@ def parse_moment(value: Any, what: str = "run_at") -> float:
             ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
-    return moment.timestamp()
+    try:
+        return moment.timestamp()
+    except (OverflowError, ValueError):
+        raise InvalidInput(f"{what} {value!r} is out of range.") from None
 
 
 def start_time(spec: JobSpec, now: float) -> float | None:
@@ -172,6 +216,10 @@ def start_time(spec: JobSpec, now: float) -> float | None:
         if delay:
             raise InvalidInput("give a job a delay or a run_at moment, not both.")
         moment = parse_moment(spec.run_at)
+        if moment >= LATEST_MOMENT:
+            raise InvalidInput(
+                f"run_at {spec.run_at!r} is too far ahead: use a moment before the year 9999."
+            )
         return moment if moment > now else None
     return now + delay if delay > 0 else None
 
@@ -180,9 +228,9 @@ def checked_fields(spec: JobSpec, index: int) -> dict[str, Any]:
     """The columns a submitted job's row takes from its spec, each checked."""
     what = f"the payload of task {index} ({spec.type!r})"
     return {
-        "type": spec.type,
-        "agent_type": spec.agent_type or spec.type,
-        "payload": encode_json(spec.payload, what),
+        "type": check_type(spec.type),
+        "agent_type": check_type(spec.agent_type or spec.type),
+        "payload": encode_payload(spec.payload, what),
         "priority": None if spec.priority is None else check_int("priority", spec.priority),
         "max_attempts": check_int("max_attempts", spec.max_attempts, 1),
         "backoff_s": check_seconds("backoff_s", spec.backoff_s, allow_none=False),

@@ -10,6 +10,7 @@ import msgspec
 from athenad.config import QueueConfig, parse_rate
 from athenad.errors import InvalidInput
 from athenad.store.contract import UNFINISHED
+from athenad.store.jobspec import check_int
 from athenad.util.timefmt import parse_ts
 
 DEFAULT_QUEUE = "default"
@@ -38,12 +39,14 @@ class QueueLimits(msgspec.Struct, kw_only=True):
             isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1
         ):
             raise InvalidInput(f"concurrency {concurrency!r} must be a whole number of at least 1.")
+        if concurrency is not None:
+            check_int("concurrency", concurrency)
         rate_limit = rate_period = None
         if self.rate is not UNSET and self.rate is not None:
             rate_limit, rate_period = parse_rate(self.rate)
         priority = None if self.priority is UNSET else self.priority
-        if priority is not None and (isinstance(priority, bool) or not isinstance(priority, int)):
-            raise InvalidInput(f"priority {priority!r} is not an integer.")
+        if priority is not None:
+            check_int("priority", priority)
         return {
             "queue": queue,
             "concurrency": concurrency,

@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 
 from athenad.errors import InvalidTransition, JobNotFound, StaleFence
-from athenad.store.jobspec import decode_json, encode_json
+from athenad.store.jobspec import decode_json, encode_payload
 from athenad.store.named_sql import load_queries
 from athenad.store.postgres.queries import SQL_DIR
 from athenad.store.postgres.queue import PostgresJobQueue
@@ -138,7 +138,7 @@ class PostgresStepStore:
 
     def send_event(self, job_id: str, key: str, payload: Any) -> str:
         check_event_key(key)
-        encoded = encode_json(payload, f"the payload of event {key!r}")
+        encoded = encode_payload(payload, f"the payload of event {key!r}")
         with self.queue._tx() as conn:
             row = conn.execute(Q["lock_job"], {"id": job_id}).fetchone()
             if row is None:

@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from athenad.errors import InvalidTransition, JobNotFound, StaleFence
-from athenad.store.jobspec import decode_json, encode_json
+from athenad.store.jobspec import decode_json, encode_payload
 from athenad.store.named_sql import load_queries
 from athenad.store.sqlite.connection import write_transaction
 from athenad.store.sqlite.queries import SQL_DIR
@@ -128,7 +128,7 @@ class SqliteStepStore:
 
     def send_event(self, job_id: str, key: str, payload: Any) -> str:
         check_event_key(key)
-        encoded = encode_json(payload, f"the payload of event {key!r}")
+        encoded = encode_payload(payload, f"the payload of event {key!r}")
         now = utc_now_text()
         with write_transaction(self.conn):
             rows = list(self.conn.execute(Q["job_for_event"], {"id": job_id}))
