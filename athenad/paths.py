@@ -94,8 +94,32 @@ def read_pid(home: Home) -> int | None:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
             text = os.read(fd, 64).decode(errors="replace").split()
-            return int(text[0]) if text and text[0].isdigit() else None
+            named = int(text[0]) if text and text[0].isdigit() else None
+            # A torn or damaged file names no pid, or the wrong one: the kernel knows
+            # who holds the lock, and a command must never signal a stranger.
+            holders = flock_holders(fd)
+            if holders and named not in holders:
+                return min(holders)
+            return named
         fcntl.flock(fd, fcntl.LOCK_UN)
         return None
     finally:
         os.close(fd)
+
+
+def flock_holders(fd: int) -> set[int]:
+    """The pids holding a flock on the open file ``fd``, from /proc/locks (empty where
+    there is no /proc)."""
+    stat = os.fstat(fd)
+    inode = f"{os.major(stat.st_dev):02x}:{os.minor(stat.st_dev):02x}:{stat.st_ino}"
+    holders = set()
+    try:
+        with open("/proc/locks") as locks:
+            for line in locks:
+                fields = line.split()
+                # "1: FLOCK  ADVISORY  WRITE 4242 00:2c:1234 0 EOF"; "->" marks a waiter.
+                if fields[1:2] == ["FLOCK"] and fields[5:6] == [inode] and fields[4].isdigit():
+                    holders.add(int(fields[4]))
+    except OSError:
+        return set()
+    return holders
