@@ -86,6 +86,25 @@ class Header(msgspec.Struct, tag="header", tag_field="type"):
     cwd: str | None = None
     created_at: str = ""
     imported_from: str | None = None
+    # crc32 (hex) of the fields above, set when the line is written; a header written
+    # before it existed has none and is taken as it reads.
+    checksum: str = ""
+
+
+def header_checksum(header: Header) -> str:
+    canonical = msgspec.json.encode(
+        [
+            header.format,
+            header.id,
+            header.name,
+            header.tags,
+            header.git_branch,
+            header.cwd,
+            header.created_at,
+            header.imported_from,
+        ]
+    )
+    return f"{zlib.crc32(canonical):08x}"
 
 
 class Message(msgspec.Struct, tag="message", tag_field="type", omit_defaults=True):
@@ -171,6 +190,8 @@ def make_message(
 
 
 def encode_line(record: Header | Message) -> bytes:
+    if isinstance(record, Header):
+        record = msgspec.structs.replace(record, checksum=header_checksum(record))
     return _encoder.encode(record) + b"\n"
 
 
@@ -186,6 +207,8 @@ def decode_line(line: bytes) -> Header | Message:
         )
         if record.checksum != expected:
             raise ValueError(f"checksum {record.checksum!r} does not match {expected!r}")
+    elif record.checksum and record.checksum != (expected := header_checksum(record)):
+        raise ValueError(f"header checksum {record.checksum!r} does not match {expected!r}")
     return record
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import zlib
 from pathlib import Path
 
 import msgspec
@@ -73,12 +74,21 @@ class SessionInfo(msgspec.Struct, kw_only=True):
 
 
 class IndexFile(msgspec.Struct):
+    """index.json: ``checksum`` (crc32, hex) covers the bytes of ``sessions``, so a
+    damaged file that still parses is noticed and rebuilt, never believed."""
+
     format: int
-    sessions: list[SessionInfo]
+    sessions: msgspec.Raw
+    checksum: str = ""
 
 
 _index_decoder = msgspec.json.Decoder(IndexFile)
+_sessions_decoder = msgspec.json.Decoder(list[SessionInfo])
 _encoder = msgspec.json.Encoder()
+
+
+def _crc(data: bytes) -> str:
+    return f"{zlib.crc32(data):08x}"
 
 
 def note_activity(directory: Path, session_id: str) -> None:
@@ -287,8 +297,10 @@ class SessionIndex:
         """Write index.json atomically (most recent first)."""
         entries = self._entries or {}
         ordered = sorted(entries.values(), key=_recency, reverse=True)
+        sessions = _encoder.encode(ordered)
+        document = IndexFile(INDEX_FORMAT, msgspec.Raw(sessions), _crc(sessions))
         try:
-            atomic_write(self.path, _encoder.encode(IndexFile(INDEX_FORMAT, ordered)))
+            atomic_write(self.path, _encoder.encode(document))
         except OSError as exc:
             # A cache: the sessions are listed from what was read; written next time.
             log.warning("session_index_write_failed", path=str(self.path), error=str(exc))
@@ -302,12 +314,15 @@ class SessionIndex:
             return None
         try:
             index = _index_decoder.decode(data)
-        except msgspec.DecodeError as exc:
+            if index.format != INDEX_FORMAT or not index.checksum:
+                return None  # another version's file (none had a checksum): rebuilt quietly
+            if index.checksum != _crc(bytes(index.sessions)):
+                raise ValueError("its checksum does not match (the file was damaged)")
+            sessions = _sessions_decoder.decode(index.sessions)
+        except (msgspec.DecodeError, ValueError) as exc:
             log.warning("session_index_unreadable", path=str(self.path), error=str(exc))
             return None
-        if index.format != INDEX_FORMAT:
-            return None
-        return {info.id: info for info in index.sessions}
+        return {info.id: info for info in sessions}
 
     def _restart_journal_if_large(self) -> None:
         # Before the scan: a change recorded only in the dropped journal was written
