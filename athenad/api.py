@@ -31,11 +31,34 @@ from athenad.storage.contract import CheckpointStore, SessionStore
 from athenad.storage.sessions import Message, Role, SessionInfo
 from athenad.store.backend import open_postgres_queue
 from athenad.store.contract import JobStore
+from athenad.store.jobspec import check_int
 from athenad.store.sqlite.queue import JobQueue
-from athenad.store.waiting import run_parallel_tasks, wait_for_jobs
+from athenad.store.waiting import parallel_batch, run_parallel_tasks, wait_for_jobs
 from athenad.util.timefmt import parse_duration, parse_since
 
 INTERVAL_KEY = "checkpoint_interval"
+
+
+def _job_id(job_id: Any) -> str:
+    """A job id as the queue can look it up; anything else names no job."""
+    if isinstance(job_id, str) and len(job_id) <= 200:
+        try:
+            job_id.encode()
+            return job_id
+        except UnicodeEncodeError:
+            pass
+    raise JobNotFound(f"job {job_id!r} does not exist.")
+
+
+def _parent_list(after: Any) -> list[Any]:
+    """``after`` as a list of parents: one id, ids, or None for none."""
+    if after is None:
+        return []
+    if isinstance(after, str):
+        return [after]
+    if isinstance(after, Mapping) or not isinstance(after, Iterable):
+        raise InvalidInput(f"after {after!r} is not a list of job ids.")
+    return list(after)
 
 
 class TaskOrchestrator:
@@ -121,7 +144,7 @@ class TaskOrchestrator:
                     "payload": payload,
                     "queue": queue,
                     "priority": priority,
-                    "after": list(after),
+                    "after": _parent_list(after),
                     "delay_s": delay_s,
                     "run_at": run_at,
                     "unique_key": unique_key,
@@ -144,21 +167,21 @@ class TaskOrchestrator:
         'kept'; unknown or finished jobs raise JobNotFound / InvalidTransition."""
         from athenad.store.steps import step_store
 
-        return step_store(self.queue).send_event(job_id, key, payload)
+        return step_store(self.queue).send_event(_job_id(job_id), key, payload)
 
     def approve_job(self, job_id: str, note: str | None = None) -> str:
         """Approve a job awaiting approval; it resumes with ``ctx.approval`` set."""
-        return self.queue.decide_approval(job_id, True, note)
+        return self.queue.decide_approval(_job_id(job_id), True, note)
 
     def reject_job(self, job_id: str, note: str | None = None) -> str:
         """Reject a job awaiting approval; its agent decides (by default it fails)."""
-        return self.queue.decide_approval(job_id, False, note)
+        return self.queue.decide_approval(_job_id(job_id), False, note)
 
     def create_workflow(self, tasks: Sequence[Mapping[str, Any]]) -> list[str]:
         """Submit tasks in one transaction; a task's ``after`` may name earlier tasks by
         index. Each task takes the keywords of :meth:`submit_job` (``type`` for the
         task type, ``delay_s`` for a delay in seconds)."""
-        return self.queue.submit_many(tasks)
+        return self.queue.submit_many(parallel_batch(tasks))
 
     async def run_parallel_tasks(
         self, tasks: Sequence[Mapping[str, Any]], then: Mapping[str, Any] | None = None
@@ -170,21 +193,24 @@ class TaskOrchestrator:
         self, job_ids: Sequence[str], timeout: float | None = None
     ) -> list[Any]:
         """Wait for every job; their results in order, or JobFailed naming the failures."""
-        return await wait_for_jobs(self.queue_thread, job_ids, timeout)
+        if isinstance(job_ids, str) or not isinstance(job_ids, Iterable):
+            raise InvalidInput(f"job_ids {job_ids!r} is not a list of job ids.")
+        ids = [_job_id(job_id) for job_id in job_ids]
+        return await wait_for_jobs(self.queue_thread, ids, timeout)
 
     def get_job(self, job_id: str) -> dict[str, Any]:
         """Every column of one job as a dict (payload and result decoded, parents listed)."""
-        return self.queue.get(job_id)
+        return self.queue.get(_job_id(job_id))
 
     def job(self, job_id: str) -> Job:
         """One job as a typed, read-only :class:`~athenad.model.Job`; JobNotFound if none."""
-        return Job.from_row(self.queue.get(job_id))
+        return Job.from_row(self.queue.get(_job_id(job_id)))
 
     def cancel_job(self, job_id: str) -> str:
-        return self.queue.cancel(job_id)
+        return self.queue.cancel(_job_id(job_id))
 
     def retry_job(self, job_id: str) -> str:
-        return self.queue.retry(job_id)
+        return self.queue.retry(_job_id(job_id))
 
     # ---- the seed's analytics ---------------------------------------------------------
 
@@ -204,6 +230,7 @@ class TaskOrchestrator:
 
     def recent_failures(self, limit: int = 10, since: str = "all") -> list[dict[str, Any]]:
         """The newest failed jobs, with their errors."""
+        check_int("limit", limit, 1)
         return self._named_rows(
             "recent_failures", {"since": parse_since(since), "type": None, "limit": limit}
         )
@@ -254,7 +281,7 @@ class TaskOrchestrator:
         between refuses it: the file is removed and StaleFence raised. Older
         checkpoints beyond the newest three are pruned.
         """
-        control = self.queue.job_control(job_id)
+        control = self.queue.job_control(_job_id(job_id))
         if control is None:
             raise JobNotFound(f"job {job_id!r} does not exist.")
         fence, status, _cancel_asked = control
@@ -281,6 +308,7 @@ class TaskOrchestrator:
         the row records a checkpoint iteration, newer files are strays and ignored;
         a job that never ran in a worker records none, and its newest file counts.
         """
+        job_id = _job_id(job_id)
         return await self.queue_thread.run(lambda queue: self._latest_checkpoint(queue, job_id))
 
     def _latest_checkpoint(self, queue: JobStore, job_id: str) -> dict[str, Any]:

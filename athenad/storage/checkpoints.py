@@ -116,6 +116,10 @@ def check_job_id(job_id: Any) -> str:
 def check_iteration(iteration: Any) -> int:
     if isinstance(iteration, bool) or not isinstance(iteration, int) or iteration < 0:
         raise InvalidInput(f"checkpoint iteration {iteration!r} is not a non-negative integer.")
+    if iteration >= 2**63:
+        raise InvalidInput(
+            f"checkpoint iteration {iteration!r} is too large: it must fit in 64 bits."
+        )
     return iteration
 
 
@@ -166,6 +170,11 @@ def encode_body(job_id: str, iteration: int, state: Any, messages: Any) -> bytes
     except (TypeError, ValueError, OverflowError, msgspec.EncodeError) as exc:
         raise InvalidInput(
             f"the checkpoint of job {job_id} iteration {iteration} cannot be encoded: {exc}"
+        ) from None
+    except RecursionError:
+        raise InvalidInput(
+            f"the checkpoint of job {job_id} iteration {iteration} cannot be encoded: "
+            "it nests too deeply."
         ) from None
 
 

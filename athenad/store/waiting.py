@@ -96,7 +96,9 @@ def wait_steps(queue: JobStore, job_ids: Sequence[str], timeout: float | None = 
     """
     if isinstance(job_ids, str) or not isinstance(job_ids, Sequence):
         raise InvalidInput(f"job ids must be a list of ids, not {job_ids!r}.")
-    if timeout is not None and (isinstance(timeout, bool) or not timeout >= 0):
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout >= 0
+    ):
         raise InvalidInput(f"timeout {timeout!r} must be a non-negative number of seconds.")
     deadline = None if timeout is None else time.monotonic() + timeout
     delay = 0.005

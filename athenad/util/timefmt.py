@@ -69,7 +69,7 @@ def parse_duration(text: str | float, what: str = "duration") -> float:
 
 def parse_since(text: str, option: str = "--since") -> str | None:
     """Turn '30m', '1h', '1d', '7d', '2w' or 'all' into a timestamp lower bound (None = all)."""
-    if text.strip().lower() == "all":
+    if isinstance(text, str) and text.strip().lower() == "all":
         return None
     seconds = parse_duration(text, option)
     try:
