@@ -116,6 +116,15 @@ class WriteFailed(AthenaError):
     before is unchanged."""
 
 
+class DiskFull(WriteFailed, DatabaseBusy):
+    """athena.db was not changed because the disk holding it is full.
+
+    Also a DatabaseBusy: like a lock held too long it passes, so the daemon's loops
+    (the supervisor's, a worker's claims and reports) wait it out and retry instead of
+    stopping; a command or an API call reports it.
+    """
+
+
 class DatabaseUnusable(AthenaError):
     """athena.db cannot be opened as an SQLite database."""
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from athenad.api import TaskOrchestrator
-from athenad.errors import AthenaError, WriteFailed
+from athenad.errors import AthenaError, DiskFull, WriteFailed
 from athenad.paths import Home
 from athenad.storage.checkpoints import CheckpointWriteError, FileCheckpointStore
 from athenad.storage.sessions import SessionManager
@@ -82,6 +82,10 @@ def test_a_full_disk_refuses_new_work_in_one_sentence_and_everything_resumes_onc
                 what="the saver's first checkpoints",
             )
 
+            # Work that must be recorded while the disk is full: a job that ends, and a
+            # scheduled one the supervisor makes due.
+            ending = submit_ok(home, "sleep", "--payload", '{"seconds": 1}')
+            due = submit_ok(home, "echo", "--delay", "2s")
             filler = fill(disk)
             full_since = time.time()
 
@@ -98,7 +102,7 @@ def test_a_full_disk_refuses_new_work_in_one_sentence_and_everything_resumes_onc
             assert "full" in refused, refused
 
             with TaskOrchestrator(db_path=home.db_path, session_dir=home.state_dir) as api:
-                with pytest.raises(WriteFailed, match="full"):
+                with pytest.raises(DiskFull, match="full"):
                     api.submit_job("echo", {"msg": "full"})
                 with pytest.raises(WriteFailed, match="full"):
                     api.add_message_to_session(session_id, "user", big)
@@ -113,6 +117,8 @@ def test_a_full_disk_refuses_new_work_in_one_sentence_and_everything_resumes_onc
                 what="a save refused by the full disk",
             )
             assert not [e for e in ledger_lines(ledger) if "error" in e]
+            time.sleep(max(0.0, full_since + 3 - time.time()))  # `ending` ended, `due` is due
+            assert daemon_alive(home, pid)
             # Reading still works, and the daemon is still there.
             assert no_traceback(cli("athenactl", "show", done, home=home)).returncode == 0
             assert no_traceback(cli("athenad", "status", home=home)).returncode == 0
@@ -130,6 +136,8 @@ def test_a_full_disk_refuses_new_work_in_one_sentence_and_everything_resumes_onc
             after = submit_ok(home, "echo", "--payload", '{"msg": "after"}', "--wait")
             assert wait_status(home, saver, ("completed",))["status"] == "completed"
             assert wait_status(home, after, ("completed",))["status"] == "completed"
+            assert wait_status(home, ending, ("completed",))["status"] == "completed"
+            assert wait_status(home, due, ("completed",))["status"] == "completed"
             add_message(home, session_id, "third")
             assert daemon_alive(home, pid)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import apsw
 
-from athenad.errors import DatabaseBusy, DatabaseUnusable, WriteFailed
+from athenad.errors import DatabaseBusy, DatabaseUnusable, DiskFull, WriteFailed
 
 BUSY_TIMEOUT_MS = 10_000
 BUSY_WAIT_S = 0.00075
@@ -30,6 +30,7 @@ WAL_AUTOCHECKPOINT_PAGES = 10_000
 PROMPT_SPIN_S = 0.0003  # a prompt handler yields the CPU for this long before sleeping
 PROMPT_SLEEP_S = (0.0001, 0.002)  # then sleeps from the first, doubling up to the second
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+DISK_FULL_PAUSE_S = 0.5  # before a write refused by a full disk is reported
 
 
 def busy_handler(timeout_ms: int):
@@ -220,9 +221,14 @@ def write_transaction(conn: apsw.Connection, *, timeout_s: float = 30.0) -> Iter
 def _refused(conn: apsw.Connection, exc: apsw.Error) -> WriteFailed:
     if isinstance(exc, apsw.ReadOnlyError):
         why = "it is read-only (the file, or the filesystem holding it); make it writable"
-    else:
-        why = "the disk holding it is full; free some space"
-    return WriteFailed(f"{conn.filename} was not changed because {why} and try again.")
+        return WriteFailed(f"{conn.filename} was not changed because {why} and try again.")
+    # A disk rarely gets room within milliseconds: the daemon's loops retry a DiskFull
+    # as they retry a lock, and this pause keeps them from spinning meanwhile.
+    time.sleep(DISK_FULL_PAUSE_S)
+    return DiskFull(
+        f"{conn.filename} was not changed because the disk holding it is full; "
+        "free some space and try again."
+    )
 
 
 def tune_for_hot_writes(conn: apsw.Connection) -> None:
