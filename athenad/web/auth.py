@@ -18,6 +18,14 @@ from athenad.web.settings import WebSettings
 COOKIE = "athena_session"
 
 
+def _same(given: object, expected: str) -> bool:
+    """Compare a secret in constant time, as bytes: anything a client sends (non-ASCII
+    text, a file field) is just unequal, never an error."""
+    if not isinstance(given, str):
+        return False
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode())
+
+
 def _sign(token: str, purpose: str, nonce: str) -> str:
     return hmac.new(token.encode(), f"{purpose}:{nonce}".encode(), hashlib.sha256).hexdigest()
 
@@ -33,7 +41,7 @@ def session_nonce(web: WebSettings, request: Request) -> str | None:
     if not web.actions_enabled:
         return None
     nonce, _, signature = request.cookies.get(COOKIE, "").partition(".")
-    if nonce and hmac.compare_digest(signature, _sign(web.token, "session", nonce)):
+    if nonce and _same(signature, _sign(web.token, "session", nonce)):
         return nonce
     return None
 
@@ -45,11 +53,11 @@ def csrf_token(web: WebSettings, nonce: str) -> str:
 def csrf_ok(web: WebSettings, request: Request, sent: str) -> bool:
     """Whether a form comes from a logged-in session with that session's CSRF token."""
     nonce = session_nonce(web, request)
-    return nonce is not None and hmac.compare_digest(sent, csrf_token(web, nonce))
+    return nonce is not None and _same(sent, csrf_token(web, nonce))
 
 
 def token_ok(web: WebSettings, given: str) -> bool:
-    return web.actions_enabled and hmac.compare_digest(given.encode(), web.token.encode())
+    return web.actions_enabled and _same(given, web.token)
 
 
 def bearer_ok(web: WebSettings, request: Request) -> bool:
