@@ -23,6 +23,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HOME_ENV = "ATHENA_HOME"
+# Modes of what Athena keeps under .athena/: only its owner may read it.
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
+
+
+def private(path: Path, mode: int) -> None:
+    """Take group and other permissions off ``path`` (a file or folder we own)."""
+    try:
+        if os.stat(path).st_mode & 0o077:
+            os.chmod(path, mode)
+    except PermissionError:
+        pass  # another user's home, read through: leave it as it is
 
 
 @dataclass(frozen=True)
@@ -73,10 +85,20 @@ class Home:
         return self.state_dir / "agents.log"
 
     def ensure(self) -> Home:
-        """Create the home's directories; returns self."""
-        for folder in (self.root, self.sessions_dir, self.checkpoints_dir, self.run_dir):
-            folder.mkdir(parents=True, exist_ok=True)
+        """Create the home's directories; returns self. ``.athena/`` and its folders are
+        private (0700): they hold payloads, conversations and logs."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        for folder in (self.state_dir, self.sessions_dir, self.checkpoints_dir, self.run_dir):
+            folder.mkdir(mode=PRIVATE_DIR, exist_ok=True)
+            private(folder, PRIVATE_DIR)
         return self
+
+    def ensure_private_files(self) -> None:
+        """Create the daemon's own files (pid file, log, agents' output) as 0600 before the
+        processes that append to them open them."""
+        for path in (self.pid_file, self.log_file, self.agent_output_file):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE))
+            private(path, PRIVATE_FILE)
 
 
 def read_pid(home: Home) -> int | None:

@@ -118,6 +118,7 @@ def start(
 ) -> None:
     """Start the daemon; without --foreground it detaches once every worker is up."""
     resolved = resolve_home(home).ensure()
+    resolved.ensure_private_files()
     # A bad athena.toml, or a database that cannot be used, is reported here, before
     # detaching; the database is created or migrated here, once.
     open_store(resolved, load_config(resolved).daemon).close()

@@ -327,7 +327,7 @@ def export_cmd(
     if target is None:
         click.echo(text, nl=False)
     else:
-        atomic_write(target, text.encode("utf-8"))
+        atomic_write(target, text.encode("utf-8"), mode=None)  # the user's own file
 
 
 def _export_target(output: str, state_dir: Path, force: bool) -> Path:

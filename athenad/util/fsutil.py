@@ -21,16 +21,16 @@ def atomic_write(
     data: bytes,
     *,
     exclusive: bool = False,
-    mode: int | None = None,
+    mode: int | None = 0o600,
     durable: bool = True,
 ) -> None:
     """Replace ``path`` with ``data`` so readers see the old or the new bytes, never half.
 
     With ``exclusive`` the file must not exist yet (it is linked into place, never
-    overwriting). ``mode`` sets the file's permissions before it is put in place;
-    without it the file gets the process's default (0o666 less the umask), like any new
-    file. Without ``durable`` nothing is fsynced: for run-state files that need not
-    outlive a crash.
+    overwriting). ``mode`` sets the file's permissions before it is put in place: by
+    default 0600, private as everything under .athena/ is; ``None`` gives the
+    process's default (0o666 less the umask), like any new file. Without ``durable``
+    nothing is fsynced: for run-state files that need not outlive a crash.
     """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     try:

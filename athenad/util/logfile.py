@@ -101,7 +101,7 @@ class RotatingLog:
     def _open(self) -> None:
         """(Re)open the path, creating it; with ``stdio``, move fds 1 and 2 over too."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
         if self.stdio:
             os.dup2(fd, 1)
             os.dup2(fd, 2)
@@ -153,7 +153,7 @@ class RotatingLog:
     def _rotate(self) -> None:
         """Shift the backups and start a new file, unless another process just did."""
         lock_path = self.path.with_name(self.path.name + ".lock")
-        lock = os.open(lock_path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        lock = os.open(lock_path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if self._at_path():

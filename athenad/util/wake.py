@@ -27,7 +27,7 @@ IDLE_DIR = "idle"
 
 def bind_wake_socket(run_dir: Path, name: str) -> socket.socket:
     """A non-blocking datagram socket at run_dir/name.wake for one worker."""
-    (run_dir / IDLE_DIR).mkdir(parents=True, exist_ok=True)
+    (run_dir / IDLE_DIR).mkdir(mode=0o700, parents=True, exist_ok=True)
     path = run_dir / f"{name}{SOCKET_SUFFIX}"
     with contextlib.suppress(FileNotFoundError):
         path.unlink()

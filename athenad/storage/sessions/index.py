@@ -98,7 +98,7 @@ def note_activity(directory: Path, session_id: str) -> None:
     (full) only delays other readers' caches until they check each file (a warning).
     """
     try:
-        fd = os.open(directory / JOURNAL_NAME, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(directory / JOURNAL_NAME, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             os.write(fd, session_id.encode() + b"\n")
         finally:
