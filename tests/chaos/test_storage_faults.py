@@ -274,3 +274,26 @@ def test_an_immutable_database_file_refuses_writes_in_one_sentence(tmp_path: Pat
     finally:
         subprocess.run(["chattr", "-i", str(home.db_path)], timeout=10)
     assert integrity(home.db_path) == "ok"
+
+
+def test_a_full_disk_with_no_daemon_running_is_named_not_taken_for_a_broken_database(
+    tmp_path: Path,
+) -> None:
+    with small_disk(tmp_path / "disk") as disk:
+        home = Home.resolve(disk / "home").ensure()
+        job = submit_ok(home, "echo", "--payload", '{"msg": "kept"}')
+        session_id = cli("athenactl", "sessions", "new", "--name", "kept", home=home).stdout.strip()
+        (home.sessions_dir / "index.json").unlink(missing_ok=True)  # listing writes it
+        before = digest(home.db_path)
+        filler = fill(disk)
+        # Opening athena.db needs room for its -shm file, so even reads are refused.
+        for command in (("submit", "echo"), ("show", job), ("ls",)):
+            line = one_sentence(cli("athenactl", *command, home=home))
+            assert "disk holding it is full" in line and "not a usable" not in line, line
+        listed = no_traceback(cli("athenactl", "sessions", "list", "--json", home=home))
+        assert [s["id"] for s in json.loads(listed.stdout)] == [session_id]
+        assert digest(home.db_path) == before
+        filler.unlink()
+        shown = no_traceback(cli("athenactl", "show", job, "--json", home=home))
+        assert json.loads(shown.stdout)["payload"] == {"msg": "kept"}
+        assert integrity(home.db_path) == "ok"
