@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, Self
 
-from athenad.store.jobspec import ClaimedJob, JobSpec, Submitted
+from athenad.store.jobspec import BatchReport, ClaimedJob, Finished, JobSpec, Submitted
 
 if TYPE_CHECKING:
     from athenad.store.queues import QueueLimits
@@ -108,6 +108,37 @@ class JobStore(Protocol):
         key_limit: int = ...,
     ) -> tuple[list[str], ClaimedJob | None]:
         """Complete a job and claim the next in one transaction."""
+        ...
+
+    def claim_batch(
+        self,
+        worker_id: str,
+        worker_pid: int | None = None,
+        *,
+        limit: int,
+        lease_s: float = ...,
+        key_limit: int = ...,
+    ) -> list[ClaimedJob]:
+        """Take up to ``limit`` ready jobs in claim order; jobs of limited queues and
+        jobs with a concurrency key one at a time (the batch stops before them)."""
+        ...
+
+    def complete_batch(
+        self,
+        done: Sequence[Finished],
+        worker_id: str,
+        worker_pid: int | None = None,
+        *,
+        claim: int = ...,
+        lease_s: float = ...,
+        key_limit: int = ...,
+    ) -> BatchReport:
+        """Complete jobs (results encoded) and claim up to ``claim`` more, in one
+        transaction; completions whose fence no longer holds are reported, not raised."""
+        ...
+
+    def hand_back(self, jobs: Sequence[tuple[str, int]]) -> int:
+        """Give back claimed jobs (id, fence) that never started, as if never claimed."""
         ...
 
     def fail(

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -281,6 +281,35 @@ def unique_key_taken(job_id: str, key: str, holder: str) -> str:
 def timed_out_message(seconds: float | None) -> str:
     """The error of a job stopped by its timeout."""
     return "timed out" if seconds is None else f"timed out after {seconds:g} s"
+
+
+class Finished(NamedTuple):
+    """A job that ran to completion: its id, the fence it ran under, and its result
+    already encoded as JSON text (see :func:`encode_json`)."""
+
+    job_id: str
+    fence: int
+    result: str
+
+
+class BatchReport(msgspec.Struct, frozen=True):
+    """What ``complete_batch`` did: dependents made ready, jobs claimed next (in the
+    order to run them), and completions refused because another fence holds the job."""
+
+    released: list[str]
+    claimed: list[ClaimedJob]
+    stale: list[str]
+
+
+def free_prefix(candidates: Iterable[tuple[Any, ...]]) -> list[str]:
+    """Ids of a batch claim: the candidates (id, free) in claim order, up to the first
+    one whose limits must be checked on its own."""
+    ids = []
+    for job_id, free in candidates:
+        if not free:
+            break
+        ids.append(job_id)
+    return ids
 
 
 def claimed_job(row: tuple[Any, ...], lease_started: float) -> ClaimedJob:

@@ -30,7 +30,9 @@ from athenad.errors import (
 )
 from athenad.store.contract import FORGET_DAEMONS_AFTER_S, STATUSES, UNFINISHED, States
 from athenad.store.jobspec import (
+    BatchReport,
     ClaimedJob,
+    Finished,
     JobSpec,
     Submitted,
     backoff_delay,
@@ -232,16 +234,62 @@ class PostgresJobQueue:
         concurrency key already has ``key_limit`` running jobs.
         """
         with self._tx() as conn:
-            lease_started = time.monotonic()
-            params = self._claim_params(worker_id, worker_pid, lease_s, key_limit)
-            promoted = self.due_jobs.due()
-            if promoted:
-                self._promote_due(conn)
-            row = conn.execute(Q["claim_job"], params).fetchone()
-            if row is None and not promoted:
-                self._promote_due(conn)
-                row = conn.execute(Q["claim_job"], params).fetchone()
-            return self._confirmed(conn, row, lease_started, key_limit)
+            claimed = self._claim(conn, worker_id, worker_pid, lease_s, key_limit)
+        return claimed[0] if claimed else None
+
+    def claim_batch(
+        self,
+        worker_id: str,
+        worker_pid: int | None = None,
+        *,
+        limit: int,
+        lease_s: float = DEFAULT_LEASE_S,
+        key_limit: int = 1,
+    ) -> list[ClaimedJob]:
+        """Take up to ``limit`` ready jobs in claim order, in one transaction.
+
+        Jobs of limited queues and jobs with a concurrency key are taken one at a
+        time: the batch stops before the first of them.
+        """
+        with self._tx() as conn:
+            return self._claim(conn, worker_id, worker_pid, lease_s, key_limit, limit)
+
+    def _claim(
+        self,
+        conn: psycopg.Connection[Any],
+        worker_id: str,
+        worker_pid: int | None,
+        lease_s: float,
+        key_limit: int = 1,
+        limit: int = 1,
+    ) -> list[ClaimedJob]:
+        lease_started = time.monotonic()
+        params = self._claim_params(worker_id, worker_pid, lease_s, key_limit)
+        promoted = self.due_jobs.due()
+        if promoted:
+            self._promote_due(conn)
+        claimed = self._take(conn, params, lease_started, limit)
+        if not claimed and not promoted:
+            self._promote_due(conn)
+            claimed = self._take(conn, params, lease_started, limit)
+        return claimed
+
+    def _take(
+        self,
+        conn: psycopg.Connection[Any],
+        params: dict[str, Any],
+        lease_started: float,
+        limit: int,
+    ) -> list[ClaimedJob]:
+        """The jobs claimed now, in claim order (priority, then id)."""
+        if limit > 1:
+            rows = conn.execute(Q["claim_batch"], {**params, "limit": limit}).fetchall()
+            if rows:
+                jobs = [claimed_job(row, lease_started) for row in rows]
+                return sorted(jobs, key=lambda job: (-job.priority, job.id))
+        row = conn.execute(Q["claim_job"], params).fetchone()
+        job = self._confirmed(conn, row, lease_started, params["key_limit"])
+        return [] if job is None else [job]
 
     def _promote_due(self, conn: psycopg.Connection[Any]) -> None:
         """Scheduled jobs, waits and approvals whose time came become pending."""
@@ -342,6 +390,66 @@ class PostgresJobQueue:
             if any(claimed is None or child != claimed.id for child in released):
                 self._notify(conn)
         return released, claimed
+
+    def complete_batch(
+        self,
+        done: Sequence[Finished],
+        worker_id: str,
+        worker_pid: int | None = None,
+        *,
+        claim: int = 0,
+        lease_s: float = DEFAULT_LEASE_S,
+        key_limit: int = 1,
+    ) -> BatchReport:
+        """Complete several jobs (results already encoded) and claim up to ``claim``
+        more, in one transaction. A completion whose fence no longer holds is left
+        out and reported in ``stale``; the others still commit."""
+        released: list[str] = []
+        stale: list[str] = []
+        with self._tx() as conn:
+            # The completions go to the server together (one round trip, not several).
+            with conn.pipeline():
+                sent = [
+                    (
+                        job_id,
+                        conn.execute(
+                            Q["complete_job"], {"id": job_id, "fence": fence, "result": result}
+                        ),
+                        conn.execute(Q["release_dependents"], {"id": job_id}),
+                    )
+                    for job_id, fence, result in done
+                ]
+            for job_id, completed, releasing in sent:
+                if completed.rowcount != 1:
+                    stale.append(job_id)
+                else:
+                    released.extend(sorted(c for c, status in releasing if status == "pending"))
+            claimed = (
+                self._claim(conn, worker_id, worker_pid, lease_s, key_limit, claim) if claim else []
+            )
+            taken = {job.id for job in claimed}
+            if any(child not in taken for child in released):
+                self._notify(conn)
+        return BatchReport(released=released, claimed=claimed, stale=stale)
+
+    def hand_back(self, jobs: Sequence[tuple[str, int]]) -> int:
+        """Give back jobs this worker claimed but never started, as if never claimed;
+        returns how many went back to pending (a job whose cancellation was asked for
+        ends cancelled instead; one held by a newer fence is left alone)."""
+        asked_to_cancel = []
+        with self._tx() as conn:
+            for job_id, fence in jobs:
+                cursor = conn.execute(Q["hand_back"], {"id": job_id, "fence": fence})
+                if cursor.rowcount != 1:
+                    asked_to_cancel.append((job_id, fence))
+            returned = len(jobs) - len(asked_to_cancel)
+            if returned:
+                self._notify(conn)
+        for job_id, fence in asked_to_cancel:
+            self.rescue(
+                job_id, fence, reason="cancelled before it started", count_interruption=False
+            )
+        return returned
 
     def _complete(
         self, conn: psycopg.Connection[Any], job_id: str, fence: int, encoded: str

@@ -26,7 +26,9 @@ from athenad.errors import (
 from athenad.store import waiting
 from athenad.store.contract import FORGET_DAEMONS_AFTER_S, STATUSES, UNFINISHED, States
 from athenad.store.jobspec import (
+    BatchReport,
     ClaimedJob,
+    Finished,
     JobSpec,
     Submitted,
     backoff_delay,
@@ -36,6 +38,7 @@ from athenad.store.jobspec import (
     claimed_job,
     decode_json,
     encode_json,
+    free_prefix,
     resolve_parents,
     spec_from,
     start_time,
@@ -238,11 +241,34 @@ class JobQueue:
         concurrency key already has ``key_limit`` running jobs.
         """
         with self._tx():
-            return self._claim(worker_id, worker_pid, lease_s, key_limit)
+            claimed = self._claim(worker_id, worker_pid, lease_s, key_limit)
+        return claimed[0] if claimed else None
+
+    def claim_batch(
+        self,
+        worker_id: str,
+        worker_pid: int | None = None,
+        *,
+        limit: int,
+        lease_s: float = DEFAULT_LEASE_S,
+        key_limit: int = 1,
+    ) -> list[ClaimedJob]:
+        """Take up to ``limit`` ready jobs in claim order, in one transaction.
+
+        Jobs of limited queues and jobs with a concurrency key are taken one at a
+        time: the batch stops before the first of them.
+        """
+        with self._tx():
+            return self._claim(worker_id, worker_pid, lease_s, key_limit, limit)
 
     def _claim(
-        self, worker_id: str, worker_pid: int | None, lease_s: float, key_limit: int = 1
-    ) -> ClaimedJob | None:
+        self,
+        worker_id: str,
+        worker_pid: int | None,
+        lease_s: float,
+        key_limit: int = 1,
+        limit: int = 1,
+    ) -> list[ClaimedJob]:
         lease_started = time.monotonic()
         now = time.time()
         params = {
@@ -255,11 +281,28 @@ class JobQueue:
         promoted = self.due_jobs.due()
         if promoted:
             self._promote_due(params)
-        row = self._one("claim_job", params)
-        if row is None and not promoted:
+        rows = self._take(params, limit)
+        if not rows and not promoted:
             self._promote_due(params)
-            row = self._one("claim_job", params)
-        return None if row is None else claimed_job(row, lease_started)
+            rows = self._take(params, limit)
+        return [claimed_job(row, lease_started) for row in rows]
+
+    def _take(self, params: dict[str, Any], limit: int) -> list[Any]:
+        """Rows of the jobs claimed now, in claim order (priority, then id)."""
+        if limit > 1:
+            candidates = self.conn.execute(
+                Q["claim_candidates"], {"now": params["now"], "limit": limit}
+            ).fetchall()
+            if not candidates:
+                return []
+            ids = free_prefix(candidates)
+            if ids:
+                rows = self.conn.execute(
+                    Q["claim_ids"], {**params, "ids": json.dumps(ids)}
+                ).fetchall()
+                return sorted(rows, key=lambda row: (-row[10], row[0]))
+        row = self._one("claim_job", params)
+        return [] if row is None else [row]
 
     def _promote_due(self, params: dict[str, Any]) -> None:
         """Scheduled jobs, waits and approvals whose time came become pending."""
@@ -295,18 +338,87 @@ class JobQueue:
             claimed = self._claim(worker_id, worker_pid, lease_s, key_limit)
         # This worker runs one job next; any other ready job it released needs a worker
         # woken now, not at the next idle poll a second later.
-        others = len(released) - (claimed is not None and claimed.id in released)
+        others = len(released) - (bool(claimed) and claimed[0].id in released)
         if others:
             wake_idle(self.run_dir, others)
-        return released, claimed
+        return released, claimed[0] if claimed else None
+
+    def complete_batch(
+        self,
+        done: Sequence[Finished],
+        worker_id: str,
+        worker_pid: int | None = None,
+        *,
+        claim: int = 0,
+        lease_s: float = DEFAULT_LEASE_S,
+        key_limit: int = 1,
+    ) -> BatchReport:
+        """Complete several jobs (results already encoded) and claim up to ``claim``
+        more, in one transaction. A completion whose fence no longer holds is left
+        out and reported in ``stale``; the others still commit."""
+        released: list[str] = []
+        stale: list[str] = []
+        with self._tx():
+            if done:
+                released, stale = self._complete_all(done)
+            claimed = self._claim(worker_id, worker_pid, lease_s, key_limit, claim) if claim else []
+        taken = {job.id for job in claimed}
+        others = sum(1 for child in released if child not in taken)
+        if others:
+            wake_idle(self.run_dir, others)
+        return BatchReport(released=released, claimed=claimed, stale=stale)
+
+    def hand_back(self, jobs: Sequence[tuple[str, int]]) -> int:
+        """Give back jobs this worker claimed but never started, as if never claimed;
+        returns how many went back to pending (a job whose cancellation was asked for
+        ends cancelled instead; one held by a newer fence is left alone)."""
+        returned = 0
+        asked_to_cancel = []
+        with self._tx():
+            for job_id, fence in jobs:
+                self.conn.execute(Q["hand_back"], {"id": job_id, "fence": fence})
+                if self.conn.changes() == 1:
+                    returned += 1
+                else:
+                    asked_to_cancel.append((job_id, fence))
+        for job_id, fence in asked_to_cancel:
+            self.rescue(
+                job_id, fence, reason="cancelled before it started", count_interruption=False
+            )
+        if returned:
+            wake_idle(self.run_dir, returned)
+        return returned
+
+    def _complete_all(self, done: Sequence[Finished]) -> tuple[list[str], list[str]]:
+        """Complete the jobs whose fence still holds, with one statement for all of
+        them; (dependents made ready, jobs not held with that fence)."""
+        now = utc_now_text()
+        completed = {
+            row[0]
+            for row in self.conn.execute(Q["complete_jobs"], {"done": json.dumps(done), "now": now})
+        }
+        stale = [job_id for job_id, _fence, _result in done if job_id not in completed]
+        if not completed:
+            return [], stale
+        ids = json.dumps([job_id for job_id, _fence, _result in done if job_id in completed])
+        rows = self.conn.execute(Q["release_dependents_of_all"], {"ids": ids, "now": now})
+        return sorted(child for child, status in rows if status == "pending"), stale
 
     def _complete(self, job_id: str, fence: int, encoded: str) -> list[str]:
+        released = self._complete_held(job_id, fence, encoded)
+        if released is None:
+            self._refuse_stale(job_id, fence)
+        return released
+
+    def _complete_held(self, job_id: str, fence: int, encoded: str) -> list[str] | None:
+        """Complete the job if ``fence`` still holds it; the dependents it made ready,
+        or None when it is not held with that fence."""
         now = utc_now_text()
         self.conn.execute(
             Q["complete_job"], {"id": job_id, "fence": fence, "result": encoded, "now": now}
         )
         if self.conn.changes() != 1:
-            self._refuse_stale(job_id, fence)
+            return None
         return [
             child
             for child, status in self.conn.execute(

@@ -156,6 +156,48 @@ RETURNING jobs.id, type, agent_type, payload, attempts, max_attempts, fence, tim
           EXISTS (SELECT 1 FROM queues AS q WHERE q.name = jobs.queue
                   AND (q.concurrency IS NOT NULL OR q.rate_limit IS NOT NULL)) AS limited;
 
+-- name: claim_batch
+-- A worker draining short jobs takes up to %(limit)s at once: the first ready jobs in
+-- claim order (skipping those another transaction is claiming), up to (not past) the
+-- first whose queue has limits or whose job has a concurrency key; claim_job takes those
+-- one at a time, under their checks.
+WITH next AS (
+    SELECT id, priority,
+           concurrency_key IS NULL AND NOT EXISTS (
+               SELECT 1 FROM queues AS q
+               WHERE q.name = jobs.queue
+                 AND (q.paused OR q.held_until > now()
+                      OR q.concurrency IS NOT NULL OR q.rate_limit IS NOT NULL)) AS free
+    FROM jobs
+    WHERE status = 'pending' AND run_after <= now()
+    ORDER BY priority DESC, id
+    FOR UPDATE SKIP LOCKED
+    LIMIT %(limit)s
+), taken AS (
+    SELECT id FROM next
+    WHERE free AND NOT EXISTS (
+        SELECT 1 FROM next AS limited
+        WHERE NOT limited.free
+          AND (limited.priority > next.priority
+               OR (limited.priority = next.priority AND limited.id < next.id)))
+)
+UPDATE jobs
+SET status = 'running',
+    attempts = attempts + 1,
+    fence = fence + 1,
+    worker_id = %(worker_id)s,
+    worker_pid = %(worker_pid)s,
+    started_at = coalesce(started_at, now()),
+    run_started_at = now(),
+    lease_expires_at = now() + make_interval(secs => %(lease_s)s),
+    cancel_requested_at = NULL,
+    wait_reason = NULL
+FROM taken
+WHERE jobs.id = taken.id
+RETURNING jobs.id, type, agent_type, payload, attempts, max_attempts, fence, timeout_s,
+          checkpoint_iteration, session_id, jobs.priority, interruptions, queue,
+          concurrency_key, approval_decision, approval_note, approval_question;
+
 -- name: lock_limit
 -- Serialises the confirmation of claims under one queue's or one key's limit.
 SELECT pg_advisory_xact_lock(hashtext(%(name)s));
@@ -188,6 +230,21 @@ UPDATE jobs
 SET status = 'pending', attempts = attempts - 1, worker_id = NULL, worker_pid = NULL,
     lease_expires_at = NULL
 WHERE id = %(id)s AND fence = %(fence)s;
+
+-- name: hand_back
+-- A job a worker claimed but never started goes back as if the claim had not happened
+-- (the fence stays raised, so the claim's holder can write nothing more). A job whose
+-- cancellation was asked for meanwhile is left to the rescue path, which cancels it.
+UPDATE jobs
+SET status = 'pending',
+    attempts = greatest(attempts - 1, 0),
+    -- The claim set started_at only if the job had never started before.
+    started_at = CASE WHEN started_at = run_started_at THEN NULL ELSE started_at END,
+    worker_id = NULL,
+    worker_pid = NULL,
+    lease_expires_at = NULL
+WHERE id = %(id)s AND fence = %(fence)s AND status = 'running'
+  AND cancel_requested_at IS NULL;
 
 -- name: park_for_approval
 -- The agent asked a person: the job waits without a worker and without spending the

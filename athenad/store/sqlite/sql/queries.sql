@@ -111,6 +111,55 @@ RETURNING id, type, agent_type, payload, attempts, max_attempts, fence, timeout_
           checkpoint_iteration, session_id, priority, interruptions, queue,
           concurrency_key, approval_decision, approval_note, approval_question;
 
+-- name: claim_candidates
+-- A worker draining short jobs takes several at once: the first :limit ready jobs in
+-- claim order, each marked free when neither its queue's limits nor a concurrency key
+-- need checking. The worker takes the free ones up to (not past) the first that is not
+-- (claim_job takes those one at a time, under their checks).
+SELECT id,
+       concurrency_key IS NULL AND NOT EXISTS (
+           SELECT 1 FROM queues
+           WHERE queues.name = jobs.queue
+             AND (paused OR held_until > :now
+                  OR concurrency IS NOT NULL OR rate_limit IS NOT NULL)) AS free
+FROM jobs INDEXED BY jobs_claim
+WHERE status = 'pending' AND run_after <= :now
+ORDER BY priority DESC, id
+LIMIT :limit;
+
+-- name: claim_ids
+-- Claim the jobs claim_candidates chose (:ids, a JSON array), those still pending.
+UPDATE jobs
+SET status = 'running',
+    attempts = attempts + 1,
+    fence = fence + 1,
+    worker_id = :worker_id,
+    worker_pid = :worker_pid,
+    started_at = coalesce(started_at, :now),
+    run_started_at = :now,
+    lease_expires_at = :lease_expires_at,
+    cancel_requested_at = NULL,
+    wait_reason = NULL
+-- '+status': find the rows by id, not through the status index.
+WHERE id IN (SELECT value FROM json_each(:ids)) AND +status = 'pending'
+RETURNING id, type, agent_type, payload, attempts, max_attempts, fence, timeout_s,
+          checkpoint_iteration, session_id, priority, interruptions, queue,
+          concurrency_key, approval_decision, approval_note, approval_question;
+
+-- name: hand_back
+-- A job a worker claimed but never started goes back as if the claim had not happened
+-- (the fence stays raised, so the claim's holder can write nothing more). A job whose
+-- cancellation was asked for meanwhile is left to the rescue path, which cancels it.
+UPDATE jobs
+SET status = 'pending',
+    attempts = max(attempts - 1, 0),
+    -- The claim set started_at only if the job had never started before.
+    started_at = CASE WHEN started_at = run_started_at THEN NULL ELSE started_at END,
+    worker_id = NULL,
+    worker_pid = NULL,
+    lease_expires_at = NULL
+WHERE id = :id AND fence = :fence AND status = 'running' AND cancel_requested_at IS NULL;
+
 -- name: park_for_approval
 -- The agent asked a person: the job waits without a worker and without spending the
 -- attempt, until approve/reject (or its deadline) sends it back to a worker.
@@ -230,6 +279,40 @@ SET pending_parents = pending_parents - 1,
 WHERE id IN (SELECT job_id FROM job_parents WHERE parent_id = :id)
   AND +status = 'blocked'
 RETURNING id, status;
+
+-- name: complete_jobs
+-- Several completions at once (:done, a JSON array of [id, fence, result as JSON text]);
+-- returns the ids completed, so a caller sees which fences no longer held.
+UPDATE jobs
+SET status = 'completed',
+    result = done.value ->> '$[2]',
+    error = NULL,
+    traceback = NULL,
+    completed_at = :now,
+    duration_ms = prior_run_ms + CAST(round((julianday(:now) - julianday(run_started_at)) * 86400000) AS INTEGER),
+    lease_expires_at = NULL
+FROM json_each(:done) AS done
+WHERE jobs.id = done.value ->> '$[0]'
+  AND jobs.fence = done.value ->> '$[1]'
+  AND +jobs.status = 'running'
+RETURNING jobs.id;
+
+-- name: release_dependents_of_all
+-- Several parents finished (:ids, a JSON array): each blocked child counts down once per
+-- finished parent; those at zero become ready.
+UPDATE jobs
+SET pending_parents = pending_parents - freed.parents,
+    status = CASE WHEN pending_parents > freed.parents THEN status
+                  WHEN run_after > :now THEN 'scheduled' ELSE 'pending' END,
+    run_after = CASE WHEN pending_parents <= freed.parents THEN max(run_after, :now)
+                     ELSE run_after END
+FROM (
+    SELECT job_id, count(*) AS parents FROM job_parents
+    WHERE parent_id IN (SELECT value FROM json_each(:ids))
+    GROUP BY job_id
+) AS freed
+WHERE jobs.id = freed.job_id AND +jobs.status = 'blocked'
+RETURNING jobs.id, jobs.status;
 
 -- name: running_job
 -- The row a worker's report is checked against.
