@@ -201,7 +201,7 @@ def _end_line(job: ClaimedJob, kind: str, detail: Any, ran: float | None) -> New
         message = f"job requeued: {detail[1]}"
     elif kind == "awaiting_approval":
         level, message = "info", f"job waiting for approval: {getattr(detail, 'question', '')}"
-    elif kind == "rejected":
+    elif kind in ("rejected", "unstorable"):
         level, message, fields = "error", f"job failed: {detail}", attempt
     return new_line(message, level, fields, capped=False)
 

@@ -10,6 +10,7 @@ while the agent is running.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import select
 import signal
@@ -25,7 +26,12 @@ import structlog
 
 from athenad.config import Config, apply_overrides, load_config
 from athenad.daemon.identity import make_worker_id
-from athenad.daemon.status import WorkerHeartbeat, child_groups_path, heartbeat_path
+from athenad.daemon.status import (
+    WorkerHeartbeat,
+    child_groups_path,
+    current_job_path,
+    heartbeat_path,
+)
 from athenad.errors import (
     ApprovalRejected,
     AthenaError,
@@ -41,10 +47,12 @@ from athenad.paths import Home
 from athenad.storage import open_stores
 from athenad.storage.contract import CheckpointStore, SessionStore
 from athenad.store.backend import POSTGRES, backend_of, open_store
-from athenad.store.jobspec import ClaimedJob, timed_out_message
+from athenad.store.contract import JobStore
+from athenad.store.jobspec import ClaimedJob, Finished, encode_json, timed_out_message
 from athenad.store.steps import StepStore
 from athenad.store.usage import UsageStore
 from athenad.util.fsutil import atomic_write
+from athenad.util.redact import Redactor
 from athenad.util.timefmt import utc_now_text
 from athenad.util.wake import (
     advertise_idle,
@@ -55,6 +63,7 @@ from athenad.util.wake import (
 )
 from workers.approval import AwaitingApproval
 from workers.context import JobContext
+from workers.held import HeldJobs
 from workers.interrupts import (
     Cancelled,
     JobLost,
@@ -159,6 +168,11 @@ class Worker:
         self._main_thread = threading.get_ident()  # made in the main thread
         self.orphaned_at = 0.0
         self.idle_wait_s = IDLE_WAIT_S
+        self.held = HeldJobs(config.daemon.claim_batch)
+        self.redactor = Redactor()  # secrets of the environment never stored in errors
+        self.prune_after: list[str] = []  # completed jobs whose checkpoints go
+        self.lost_reports: list[ClaimedJob] = []  # completions refused by the fence
+        self.current_fd = -1
 
     # ---- boot -------------------------------------------------------------------------
 
@@ -180,6 +194,9 @@ class Worker:
         self.wake_socket = bind_wake_socket(self.home.run_dir, self.wake_name)
         self.idle_path = idle_entry(self.home.run_dir, self.wake_name)
         self.advertised = False  # an idle entry of ours may exist (a waker may take it)
+        self.current_fd = os.open(
+            current_job_path(self.home, self.pid), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600
+        )
         self.signal_r, self.signal_w = os.pipe()
         os.set_blocking(self.signal_r, False)
         os.set_blocking(self.signal_w, False)
@@ -290,17 +307,12 @@ class Worker:
     def run(self) -> int:
         max_jobs = self.config.daemon.max_jobs_per_worker
         memory_limit = self.config.daemon.memory_limit()
-        job: ClaimedJob | None = None
         exit_code = EXIT_OK
         while not self.stopping:
+            job = self.held.next_job()
             if job is None:
                 try:
-                    job = self.queue.claim(
-                        self.worker_id,
-                        self.pid,
-                        lease_s=self.config.daemon.lease,
-                        key_limit=self.config.limits.key_concurrency,
-                    )
+                    job = self.claim(self.held.batch)
                 except DatabaseBusy as exc:
                     log.warning("database_busy", error=exc.message)
                     continue
@@ -312,17 +324,23 @@ class Worker:
                         continue
                     self.idle_wait()
                     continue
+            elif self.held.overdue():
+                self.flush_until_stored(claim=0)
             if self.advertised:
                 self.withdraw()
+            self.mark_current(job)
+            started = time.monotonic()
             outcome = self.execute(job)
+            ran_s = time.monotonic() - started
             self.end_job_children()
             self.jobs_done += 1
+            self.held.ran(ran_s)
             recycle = (max_jobs and self.jobs_done >= max_jobs) or (
                 memory_limit and self.process.memory_info().rss > memory_limit
             )
             claim_next = not (recycle or self.stopping)
-            job = self.report_until_stored(job, outcome, claim_next=claim_next)
-            if job is None and claim_next and outcome[0] == "ok":
+            self.report_until_stored(job, outcome, claim_next=claim_next, ran_s=ran_s)
+            if claim_next and outcome[0] == "ok" and not self.held.queued:
                 # Nothing was ready at the claim that came with the completion: say we
                 # are idle now, so the loop's next claim is the last look before sleeping.
                 self.advertise()
@@ -330,10 +348,110 @@ class Worker:
                 log.info("worker_recycling", jobs_done=self.jobs_done)
                 exit_code = EXIT_RECYCLE
                 break
-        if job is not None:  # claimed while stopping: hand it back untouched
-            self.queue.rescue(job.id, job.fence, reason="worker stopping", count_interruption=False)
+        self.flush_until_stored(claim=0)
+        try:  # claimed but not started: handed back untouched
+            self.hand_back_queued(self.queue)
+        except AthenaError as exc:  # the supervisor takes them back when we are gone
+            log.warning("held_jobs_release_failed", error=exc.message)
         self.shutdown()
         return exit_code
+
+    def claim(self, limit: int) -> ClaimedJob | None:
+        """Claim up to ``limit`` jobs (committing finished ones with them); the first
+        is returned to run now, the others are queued behind it."""
+        claimed = self.flush(self.queue, claim=limit)
+        if not claimed:
+            return None
+        self.held.add(claimed[1:])
+        return claimed[0]
+
+    def finish(
+        self, job: ClaimedJob, result: Any, ran_s: float, *, claim_next: bool
+    ) -> tuple[str, Any]:
+        """A job ran to completion: keep it for the next commit, or commit now (and
+        claim the next jobs with it). Returns the outcome left to report: ("ok", None)
+        when handled here, a failure when the result cannot be stored."""
+        try:
+            encoded = encode_json(result, f"the result of job {job.id}")
+        except InvalidInput as exc:  # the result cannot be stored as JSON
+            return "unstorable", exc.message
+        self.job_log.finish(job, "ok", result)  # first: a reader seeing the end has the line
+        if self.held.defer(job, Finished(job.id, job.fence, encoded), ran_s):
+            return "ok", None
+        claim = self.held.batch if claim_next and not self.held.queued else 0
+        self.flush_until_stored(claim=claim)
+        return "ok", None
+
+    def flush_until_stored(self, *, claim: int) -> None:
+        """Commit the finished jobs, claiming up to ``claim`` more with them (queued to
+        run next), waiting out a database that stays locked: work is never dropped."""
+        if claim == 0 and not self.held.finished:
+            return
+        while True:
+            try:
+                self.held.add(self.flush(self.queue, claim=claim))
+                return
+            except DatabaseBusy as exc:
+                log.warning("database_busy", error=exc.message)
+
+    def flush(self, queue: JobStore, *, claim: int) -> list[ClaimedJob]:
+        """One transaction on ``queue``: commit the finished jobs, claim up to ``claim``."""
+        finished = self.held.take_finished()
+        try:
+            report = queue.complete_batch(
+                [done for _job, done in finished],
+                self.worker_id,
+                self.pid,
+                claim=claim,
+                lease_s=self.config.daemon.lease,
+                key_limit=self.config.limits.key_concurrency,
+            )
+        except BaseException:
+            self.held.restore_finished(finished)
+            raise
+        stale = set(report.stale)
+        completed = []
+        for job, _done in finished:
+            if job.id in stale:
+                log.warning("job_lost", job_id=job.id, outcome="ok")
+                self.lost_reports.append(job)
+                continue
+            completed.append(job.id)
+            if job.checkpoint_iteration is not None or self._checkpoints is not None:
+                self.prune_after.append(job.id)
+        if len(completed) == 1:
+            log.info("job_completed", job_id=completed[0])
+        elif completed:  # one line per commit, not per job
+            log.info("jobs_completed", job_ids=completed, count=len(completed))
+        if threading.get_ident() == self._main_thread:
+            self.settle_reports()
+        return report.claimed
+
+    def settle_reports(self) -> None:
+        """What a commit left to do in the main thread: checkpoints of completed jobs
+        pruned, jobs found lost noted in their logs."""
+        while self.prune_after:
+            self.checkpoints.prune(self.prune_after.pop(), keep=1)
+        while self.lost_reports:
+            self.job_log.lost(self.lost_reports.pop())
+
+    def hand_back_queued(self, queue: JobStore) -> None:
+        """Give the queued (never started) jobs back for any worker to run."""
+        queued = self.held.take_queued()
+        if not queued:
+            return
+        try:
+            returned = queue.hand_back([(job.id, job.fence) for job in queued])
+        except BaseException:
+            self.held.restore_queued(queued)
+            raise
+        log.info("jobs_handed_back", count=len(queued), returned=returned)
+
+    def mark_current(self, job: ClaimedJob) -> None:
+        """Say which held job runs now, where the supervisor looks if this worker dies:
+        only that job counts the interruption (queued ones never started)."""
+        with contextlib.suppress(OSError):
+            os.pwrite(self.current_fd, f"{job.id}\n".encode(), 0)
 
     def advertise(self) -> None:
         advertise_idle(self.home.run_dir, self.wake_name)
@@ -429,47 +547,43 @@ class Worker:
             self.control.end()
 
     def report_until_stored(
-        self, job: ClaimedJob, outcome: tuple[str, Any], *, claim_next: bool
-    ) -> ClaimedJob | None:
+        self,
+        job: ClaimedJob,
+        outcome: tuple[str, Any],
+        *,
+        claim_next: bool = False,
+        ran_s: float = math.inf,
+    ) -> None:
         """Report the outcome, waiting out a database that stays locked: work is never dropped."""
         while True:
             try:
-                return self.report(job, outcome, claim_next=claim_next)
+                return self.report(job, outcome, claim_next=claim_next, ran_s=ran_s)
             except DatabaseBusy as exc:
                 log.warning("database_busy", job_id=job.id, error=exc.message)
 
     def report(
-        self, job: ClaimedJob, outcome: tuple[str, Any], *, claim_next: bool
-    ) -> ClaimedJob | None:
-        """Record the outcome; with ``claim_next`` a completion also claims the next job."""
-        kind, detail = outcome
+        self,
+        job: ClaimedJob,
+        outcome: tuple[str, Any],
+        *,
+        claim_next: bool = False,
+        ran_s: float = math.inf,
+    ) -> None:
+        """Record how a run ended. A completion may wait for the next commit (see
+        ``finish``) and, with ``claim_next``, claims the next jobs with its own."""
+        if outcome[0] == "ok":
+            outcome = self.finish(job, outcome[1], ran_s, claim_next=claim_next)
+            if outcome[0] == "ok":
+                return
+        self.flush_until_stored(claim=0)  # earlier completions first
+        kind, detail = outcome[0], self.redactor.detail(outcome[1])
         self.job_log.finish(job, kind, detail)  # first: a reader seeing the end has the line
         queue = self.queue
         try:
-            if kind == "ok":
-                try:
-                    if claim_next:
-                        _released, nxt = queue.complete_and_claim(
-                            job.id,
-                            job.fence,
-                            detail,
-                            self.worker_id,
-                            self.pid,
-                            lease_s=self.config.daemon.lease,
-                            key_limit=self.config.limits.key_concurrency,
-                        )
-                    else:
-                        queue.complete(job.id, job.fence, detail)
-                        nxt = None
-                except InvalidInput as exc:  # the result cannot be stored as JSON
-                    queue.fail(job.id, job.fence, exc.message, retryable=False)
-                    log.warning("job_failed", job_id=job.id, error=exc.message)
-                    return None
-                log.info("job_completed", job_id=job.id)
-                if job.checkpoint_iteration is not None or self._checkpoints is not None:
-                    self.checkpoints.prune(job.id, keep=1)
-                return nxt
-            if kind == "error":
+            if kind == "unstorable":
+                queue.fail(job.id, job.fence, detail, retryable=False)
+                log.warning("job_failed", job_id=job.id, error=detail)
+            elif kind == "error":
                 message, tb = detail
                 status = queue.fail(job.id, job.fence, message, tb)
                 log.warning("job_failed", job_id=job.id, error=message, new_status=status)
@@ -515,7 +629,6 @@ class Worker:
         except StaleFence:
             log.warning("job_lost", job_id=job.id, outcome=kind)
             self.job_log.lost(job)
-        return None
 
     def load_checkpoint(self, job: ClaimedJob) -> Any:
         if job.checkpoint_iteration is None:
@@ -554,6 +667,7 @@ class Worker:
         self._check_supervisor(now)
         job = self.control.job
         if job is not None and now - self.control.started > CONTROL_TICK_S:
+            self.release_held()
             try:
                 self._watch_job(job, now, self.config.daemon.cancel_grace)
             except Exception as exc:
@@ -564,6 +678,18 @@ class Worker:
             self.write_heartbeat()
         except OSError as exc:
             log.warning("heartbeat_write_failed", error=str(exc))
+
+    def release_held(self) -> None:
+        """From the control thread, once the job running now outlasts a tick: commit the
+        finished jobs waiting for it, and hand the queued ones back to other workers."""
+        if not self.held.finished and not self.held.queued:
+            return
+        try:
+            if self.held.finished:
+                self.flush(self.control_queue, claim=0)
+            self.hand_back_queued(self.control_queue)
+        except Exception as exc:  # the next tick tries again
+            log.warning("held_jobs_release_failed", error=str(exc))
 
     def _check_supervisor(self, now: float) -> None:
         if os.getppid() == self.parent_pid:
@@ -692,6 +818,7 @@ class Worker:
         for path in (
             heartbeat_path(self.home, self.pid),
             child_groups_path(self.home, self.pid),
+            current_job_path(self.home, self.pid),
             idle_entry(self.home.run_dir, f"worker-{self.pid}"),
             self.home.run_dir / f"worker-{self.pid}.wake",
         ):

@@ -15,7 +15,7 @@ import time
 import psutil
 
 from athenad.daemon.identity import HOSTNAME, is_local
-from athenad.daemon.status import kill_child_groups
+from athenad.daemon.status import current_job_of, kill_child_groups
 from athenad.paths import Home
 from athenad.storage.job_logs import note_rescue
 from athenad.store.contract import JobStore
@@ -105,6 +105,10 @@ def rescue_if_abandoned(
         return ""
     if local and pid is not None:
         kill_child_groups(home, pid)
+        # Of the jobs a worker held, only the one it said it was running counts the
+        # interruption: the others were claimed in its batch but never started.
+        current = current_job_of(home, pid)
+        count_interruption = count_interruption and current in (None, job["id"])
     status = queue.rescue(
         job["id"],
         job["fence"],

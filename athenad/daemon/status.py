@@ -48,6 +48,20 @@ def heartbeat_path(home: Home, pid: int):
     return home.run_dir / f"worker-{pid}.json"
 
 
+def current_job_path(home: Home, pid: int):
+    """The id of the job a worker runs now (it may hold others, claimed but not started)."""
+    return home.run_dir / f"worker-{pid}.current"
+
+
+def current_job_of(home: Home, pid: int) -> str | None:
+    """The job a worker said it runs (or last ran), or None when it never said."""
+    try:
+        text = current_job_path(home, pid).read_text(errors="replace")
+    except OSError:
+        return None
+    return text.split("\n", 1)[0] or None
+
+
 def child_groups_path(home: Home, pid: int):
     """Process groups a worker's jobs started (one per line), killed if the worker dies."""
     return home.run_dir / f"worker-{pid}.pgroups"

@@ -41,7 +41,12 @@ from athenad.daemon.retention import RetentionThread, start_retention
 from athenad.daemon.scheduler import SchedulerThread, start_scheduler
 from athenad.daemon.slots import SlotsRecord, read_slots, write_slots
 from athenad.daemon.start_settings import write_start_settings
-from athenad.daemon.status import heartbeat_path, kill_child_groups
+from athenad.daemon.status import (
+    current_job_of,
+    current_job_path,
+    heartbeat_path,
+    kill_child_groups,
+)
 from athenad.daemon.web_child import WebChild, start_web_child
 from athenad.errors import AthenaError, DaemonError, DatabaseBusy
 from athenad.paths import Home
@@ -343,6 +348,7 @@ class Supervisor:
         self.rescue_jobs_of(worker.pid, reason, count=not (expected or worker.killed_by_drain))
         for path in (
             heartbeat_path(self.home, worker.pid),
+            current_job_path(self.home, worker.pid),
             idle_entry(self.home.run_dir, f"worker-{worker.pid}"),
             self.home.run_dir / f"worker-{worker.pid}.wake",
         ):
@@ -475,10 +481,14 @@ class Supervisor:
     # ---- jobs of dead or stuck workers ------------------------------------------------
 
     def rescue_jobs_of(self, pid: int, reason: str, *, count: bool) -> None:
+        # A worker may hold jobs it claimed but never started: only the one it said it
+        # runs counts the interruption (a poison pill must not fail the jobs beside it).
+        current = current_job_of(self.home, pid)
         for job in self.queue.running_jobs():
             if job["worker_pid"] == pid and is_local(job["worker_id"], self.config.daemon.host):
+                counted = count and (current is None or job["id"] == current)
                 status = self.queue.rescue(
-                    job["id"], job["fence"], reason=reason, count_interruption=count
+                    job["id"], job["fence"], reason=reason, count_interruption=counted
                 )
                 log.info(
                     "job_rescued",

@@ -44,7 +44,7 @@ def run(worker: Worker, agent, **submit) -> str:
     job = worker.queue.claim(worker.worker_id, lease_s=30)
     assert job is not None and job.id == job_id
     worker.registry = Registry(agent)
-    worker.report_until_stored(job, worker.execute(job), claim_next=False)
+    worker.report_until_stored(job, worker.execute(job))
     return job_id
 
 

@@ -55,7 +55,7 @@ def test_a_late_alarm_of_an_earlier_job_never_reaches_the_next(worker):
     worker.registry = Registry(lambda ctx: "done")
     assert worker.execute(first) == ("ok", "done")
     assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)  # disarmed with its job
-    worker.report(first, ("ok", "done"), claim_next=False)
+    worker.report(first, ("ok", "done"))
 
     second = claim(worker)  # no timeout of its own
     # The first job's SIGALRM is handled only now, while the second job's agent runs.
@@ -75,7 +75,7 @@ def test_a_timeout_is_reported_with_its_seconds(worker):
     worker.registry = Registry(spin)
     outcome = worker.execute(job)
     assert outcome == ("timeout", 0.05)
-    worker.report(job, outcome, claim_next=False)
+    worker.report(job, outcome)
     row = worker.queue.get(job.id)
     assert row["status"] == "failed" and row["error"] == "timed out after 0.05 s"
 
@@ -83,7 +83,7 @@ def test_a_timeout_is_reported_with_its_seconds(worker):
 def test_a_timeout_without_seconds_is_still_reported(worker):
     worker.queue.submit("odd")
     job = claim(worker)
-    worker.report(job, ("timeout", None), claim_next=False)
+    worker.report(job, ("timeout", None))
     assert worker.queue.get(job.id)["error"] == "timed out"
 
 
@@ -188,7 +188,7 @@ def test_a_late_completion_is_a_logged_no_op(worker):
     job = claim(worker)
     other = take_over(worker, job)
     with capture_logs() as logs:
-        assert worker.report(job, ("ok", "late"), claim_next=True) is None
+        worker.report(job, ("ok", "late"), claim_next=True)
     assert [entry["event"] for entry in logs] == ["job_lost"]
     row = worker.queue.get(job.id)
     assert (row["status"], row["fence"], row["result"]) == ("running", other.fence, None)
