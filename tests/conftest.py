@@ -40,6 +40,16 @@ NOTHING_WAITING = dict.fromkeys(
 SLOW_FOLDERS = ("acceptance", "integration", "chaos")
 
 
+@pytest.fixture(autouse=True)
+def _fresh_structlog() -> Iterator[None]:
+    """A command run in-process configures structlog for the whole process (and its
+    loggers cache that set-up on first use): each test starts from the defaults, so
+    ``capture_logs`` sees what the next test logs."""
+    yield
+    if "structlog" in sys.modules:
+        sys.modules["structlog"].reset_defaults()
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if any(f"/tests/{folder}/" in str(item.path) for folder in SLOW_FOLDERS):

@@ -10,6 +10,7 @@ import pytest
 
 from athenad.cli.daemon import flag_settings
 from athenad.config import DaemonConfig, apply_overrides, load_config
+from athenad.daemon import start_settings
 from athenad.daemon.start_settings import daemon_settings, write_start_settings
 from athenad.errors import ConfigError
 
@@ -103,6 +104,9 @@ def test_stop_uses_the_daemons_flag_then_environment_then_file(home, monkeypatch
     assert daemon_settings(home).drain_timeout == 3.0
     write_start_settings(home, {"drain_timeout": 4.0})
     assert daemon_settings(home).drain_timeout == 4.0
-    os.pwrite(pid_file, b"1      \n", 0)  # settings left by another daemon are not used
+    # Settings another daemon left (another pid than the one holding the pid file's lock)
+    # are not used.
+    monkeypatch.setattr(start_settings.os, "getpid", lambda: 1)
+    write_start_settings(home, {"drain_timeout": 4.0})
     assert daemon_settings(home).drain_timeout == 3.0
     os.close(pid_file)
