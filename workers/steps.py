@@ -34,6 +34,7 @@ from workers.interrupts import JobLost, WorkerInterrupt
 
 _encoder = msgspec.json.Encoder()
 SLEEP = "sleep"
+STORED_TIME_PRECISION_S = 0.001
 EVENT_PREFIX = "event:"
 MAX_STEP_RETRIES = 100
 
@@ -241,11 +242,14 @@ class DurableSteps:
         seq, record = self._next(SLEEP)
         if record is not None and record.status == "completed":
             return
+        wake = wake_at
         if record is None:
             record = msgspec.structs.replace(self._new(seq, SLEEP, "sleeping"), wake_at=wake_at)
             if wake_at > time.time():
                 self._write(record)
-        wake = record.wake_at if record.wake_at is not None else wake_at
+        elif record.wake_at is not None:
+            # Stored times keep whole milliseconds (cut, not rounded): never wake early.
+            wake = record.wake_at + STORED_TIME_PRECISION_S
         if time.time() >= wake:
             self._finish(msgspec.structs.replace(record, status="completed"), None, 1)
             return

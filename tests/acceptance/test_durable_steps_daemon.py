@@ -155,7 +155,8 @@ def test_sleeping_jobs_hold_no_worker_and_survive_a_restart(steps_home, daemon_f
         what="every job to wake and finish",
     )
     finished = rows(steps_home, ids)
-    assert all(r["result"]["slept"] >= 2.0 for r in finished.values())
+    slept = sorted(r["result"]["slept"] for r in finished.values())
+    assert slept[0] >= 2.0, slept[:5]
     assert all(r["attempts"] == 1 for r in finished.values())
     last = max(r["completed_at"] for r in finished.values())
     from athenad.util.timefmt import parse_ts

@@ -132,6 +132,21 @@ def test_a_durable_sleep_parks_the_job_until_its_time(store):
     assert [r["status"] for r in step_store(store).steps(job_id)] == ["completed", "completed"]
 
 
+def test_a_replayed_sleep_never_ends_before_its_time(store, monkeypatch):
+    store.submit("agent")
+    job, steps = run_of(store)
+    wake_at = time.time() + 60.0006  # stored with whole milliseconds
+    with pytest.raises(ParkUntil):
+        steps.sleep_until(wake_at)
+    # The job runs again early (its worker died before it parked), just before its time.
+    store.rescue(job.id, job.fence, reason="test", count_interruption=False)
+    job, again = run_of(store)
+    monkeypatch.setattr(time, "time", lambda: wake_at - 0.0001)
+    with pytest.raises(ParkUntil) as parked:
+        again.sleep_until(wake_at + 100)
+    assert parked.value.wake_at >= wake_at
+
+
 def test_waiting_for_an_event_parks_and_sending_it_resumes(store):
     job_id = store.submit("agent")
     job, steps = run_of(store)
