@@ -32,6 +32,7 @@ from athenad.config import (
     apply_overrides,
     load_config,
 )
+from athenad.daemon.checkpointer import Checkpointer, start_checkpointer
 from athenad.daemon.identity import is_local
 from athenad.daemon.notify import SystemdNotifier
 from athenad.daemon.presence import DaemonPresence, beat_interval
@@ -131,6 +132,7 @@ class Supervisor:
         self.presence: DaemonPresence | None = None
         self.scheduler: SchedulerThread | None = None
         self.retention: RetentionThread | None = None
+        self.checkpointer: Checkpointer | None = None
         self.web: WebChild | None = None
 
     # ---- life cycle -------------------------------------------------------------------
@@ -146,6 +148,8 @@ class Supervisor:
             self.start_presence()
             self.scheduler = start_scheduler(self.home, lambda: self.config)
             self.retention = start_retention(self.home, lambda: self.config)
+            if backend_of(self.config.daemon) != POSTGRES:
+                self.checkpointer = start_checkpointer(self.home, self.config.daemon.synchronous)
             daemon = self.config.daemon
             self.web = start_web_child(self.home, daemon.http, daemon.http_allow_actions)
             write_start_settings(self.home, self.overrides)
@@ -178,6 +182,8 @@ class Supervisor:
                 self.scheduler.stop()
             if self.retention is not None:
                 self.retention.stop()
+            if self.checkpointer is not None:
+                self.checkpointer.stop()
             if self.presence is not None:
                 self.presence.stop()
             self.release_pid_file()
