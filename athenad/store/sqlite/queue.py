@@ -240,6 +240,8 @@ class JobQueue:
         Paused, held and saturated queues are passed over, and so are jobs whose
         concurrency key already has ``key_limit`` running jobs.
         """
+        if self._nothing_to_claim():
+            return None
         with self._tx():
             claimed = self._claim(worker_id, worker_pid, lease_s, key_limit)
         return claimed[0] if claimed else None
@@ -258,8 +260,15 @@ class JobQueue:
         Jobs of limited queues and jobs with a concurrency key are taken one at a
         time: the batch stops before the first of them.
         """
+        if self._nothing_to_claim():
+            return []
         with self._tx():
             return self._claim(worker_id, worker_pid, lease_s, key_limit, limit)
+
+    def _nothing_to_claim(self) -> bool:
+        """Whether no job is ready or due, read without taking the write lock."""
+        row = self._one("anything_to_claim", {"now": format_epoch(time.time())})
+        return row is not None and not row[0]
 
     def _claim(
         self,
@@ -358,6 +367,8 @@ class JobQueue:
         out and reported in ``stale``; the others still commit."""
         released: list[str] = []
         stale: list[str] = []
+        if not done and (not claim or self._nothing_to_claim()):
+            return BatchReport(released=[], claimed=[], stale=[])
         with self._tx():
             if done:
                 released, stale = self._complete_all(done)
@@ -392,6 +403,10 @@ class JobQueue:
     def _complete_all(self, done: Sequence[Finished]) -> tuple[list[str], list[str]]:
         """Complete the jobs whose fence still holds, with one statement for all of
         them; (dependents made ready, jobs not held with that fence)."""
+        if len(done) == 1:  # one completion: the plain statements cost less
+            job_id, fence, encoded = done[0]
+            released = self._complete_held(job_id, fence, encoded)
+            return ([], [job_id]) if released is None else (released, [])
         now = utc_now_text()
         completed = {
             row[0]

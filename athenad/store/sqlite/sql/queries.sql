@@ -111,6 +111,19 @@ RETURNING id, type, agent_type, payload, attempts, max_attempts, fence, timeout_
           checkpoint_iteration, session_id, priority, interruptions, queue,
           concurrency_key, approval_decision, approval_note, approval_question;
 
+-- name: anything_to_claim
+-- Read without the write lock by a worker about to claim: is any job ready, or due to
+-- become ready (a start time, a wait's deadline, an approval's deadline)? When not, an
+-- idle worker's look for work takes no write lock from submitters and other workers.
+SELECT EXISTS (SELECT 1 FROM jobs INDEXED BY jobs_claim
+               WHERE status = 'pending' AND run_after <= :now)
+    OR EXISTS (SELECT 1 FROM jobs INDEXED BY jobs_scheduled
+               WHERE status = 'scheduled' AND run_after <= :now)
+    OR EXISTS (SELECT 1 FROM jobs INDEXED BY jobs_waiting
+               WHERE status = 'waiting' AND run_after <= :now)
+    OR EXISTS (SELECT 1 FROM jobs
+               WHERE status = 'awaiting_approval' AND approval_deadline <= :now);
+
 -- name: claim_candidates
 -- A worker draining short jobs takes several at once: the first :limit ready jobs in
 -- claim order, each marked free when neither its queue's limits nor a concurrency key
