@@ -16,7 +16,7 @@ host = "build-2"              # this daemon's name in worker ids (default: the h
 log_max_bytes = "10MB"        # rotate the daemon's log file past this size (0 = never)
 log_backups = 5               # rotated log files kept
 job_log_max_bytes = "1MB"     # lines a job may log before further lines are dropped
-claim_batch = 16              # jobs a worker claims at once while jobs are short (1 = one)
+claim_batch = 64              # jobs a worker claims at once while jobs are short (1 = one)
 
 [agents]
 planner = "my_agents:plan"    # name = "module:object"; modules beside athena.toml import
@@ -124,7 +124,7 @@ class DaemonConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     log_backups: Annotated[int, Meta(ge=0, le=1000)] = 5
     job_log_max_bytes: Annotated[int, Meta(ge=0)] | str = "1MB"
     # Jobs a worker claims at once while the jobs it runs are short (1: one at a time).
-    claim_batch: Annotated[int, Meta(ge=1, le=64)] = 16
+    claim_batch: Annotated[int, Meta(ge=1, le=1000)] = 64
 
     def worker_count(self) -> int:
         return self.workers if self.workers > 0 else (os.cpu_count() or 1)

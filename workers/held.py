@@ -45,11 +45,17 @@ class HeldJobs:
             self.queued.extend(jobs)
 
     def ran(self, seconds: float) -> None:
-        """A job ran for ``seconds``: short jobs grow the batch, a long one ends it."""
-        if seconds < QUICK_JOB_S:
-            self.batch = min(self.batch * 2, self.max_batch)
-        else:
+        """A job ran for ``seconds``: a long one ends the batch (short ones keep it)."""
+        if seconds >= QUICK_JOB_S:
             self.batch = 1
+
+    def claimed(self, limit: int, count: int) -> None:
+        """A claim of up to ``limit`` jobs took ``count``: a full one doubles the next
+        (there is a backlog), a partial one sizes it to what was there."""
+        if count >= limit:
+            self.batch = min(limit * 2, self.max_batch)
+        else:
+            self.batch = max(count, 1)
 
     def defer(self, job: ClaimedJob, done: Finished, ran_s: float) -> bool:
         """Keep a finished job for a later commit if that is allowed now (a short job,

@@ -423,6 +423,8 @@ class Worker:
             log.info("job_completed", job_id=completed[0])
         elif completed:  # one line per commit, not per job
             log.info("jobs_completed", job_ids=completed, count=len(completed))
+        if claim:
+            self.held.claimed(claim, len(report.claimed))
         if threading.get_ident() == self._main_thread:
             self.settle_reports()
         return report.claimed

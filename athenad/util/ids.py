@@ -21,6 +21,7 @@ _TAIL_MAX: int = 32**_TAIL_CHARS  # (int ** int is Any to a type checker)
 _lock = threading.Lock()
 _last_ms = 0
 _last_tail = 0
+_last_prefix = ""  # the encoded _last_ms
 
 
 def _random_tail() -> int:
@@ -30,26 +31,33 @@ def _random_tail() -> int:
 
 def _forget_parent_state() -> None:
     """In a forked child: start a fresh count (and a fresh lock, in case a thread held it)."""
-    global _lock, _last_ms, _last_tail
+    global _lock, _last_ms, _last_tail, _last_prefix
     _lock = threading.Lock()
     _last_ms = 0
     _last_tail = 0
+    _last_prefix = ""
 
 
 os.register_at_fork(after_in_child=_forget_parent_state)
 
 
+# Two characters at a time (a bulk submit makes thousands of ids).
+_PAIRS = [high + low for high in ALPHABET for low in ALPHABET]
+
+
 def _encode(value: int, width: int) -> str:
     out: list[str] = []
-    for _ in range(width):
-        value, digit = divmod(value, 32)
-        out.append(ALPHABET[digit])
+    for _ in range(width // 2):
+        value, pair = divmod(value, 1024)
+        out.append(_PAIRS[pair])
+    if width % 2:
+        out.append(ALPHABET[value % 32])
     return "".join(reversed(out))
 
 
 def new_job_id() -> str:
     """A new unique id, greater than every id this process made before."""
-    global _last_ms, _last_tail
+    global _last_ms, _last_tail, _last_prefix
     with _lock:
         now_ms = time.time_ns() // 1_000_000
         if now_ms <= _last_ms:
@@ -60,8 +68,10 @@ def new_job_id() -> str:
                 tail = _random_tail()
         else:
             tail = _random_tail()
+        if now_ms != _last_ms or not _last_prefix:
+            _last_prefix = _encode(now_ms, _TIME_CHARS)
         _last_ms, _last_tail = now_ms, tail
-        return _encode(now_ms, _TIME_CHARS) + _encode(tail, _TAIL_CHARS)
+        return _last_prefix + _encode(tail, _TAIL_CHARS)
 
 
 def is_valid_job_id(text: str) -> bool:
