@@ -26,7 +26,10 @@ def alive(pid: int) -> bool:
 
 
 def test_the_daemon_log_rotates_by_size_and_reopens_on_sigusr1(home):
-    (home.root / "athena.toml").write_text('[daemon]\nlog_max_bytes = "8KB"\nlog_backups = 2\n')
+    # claim_batch = 1: a line per completion (batched completions share one line).
+    (home.root / "athena.toml").write_text(
+        '[daemon]\nlog_max_bytes = "8KB"\nlog_backups = 2\nclaim_batch = 1\n'
+    )
     started = cli("athenad", "start", "--workers", "2", home=home)
     assert started.returncode == 0, started.stderr
     pid = int(started.stdout.strip())

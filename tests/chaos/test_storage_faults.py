@@ -59,6 +59,9 @@ def add_message(home: Home, session_id: str, text: str) -> None:
 # ---- disk full -------------------------------------------------------------------------
 
 
+MAX_SUBMITS_INTO_WAL_ROOM = 400
+
+
 def test_a_full_disk_refuses_new_work_in_one_sentence_and_everything_resumes_once_freed(
     tmp_path: Path,
 ) -> None:
@@ -89,9 +92,14 @@ def test_a_full_disk_refuses_new_work_in_one_sentence_and_everything_resumes_onc
             filler = fill(disk)
             full_since = time.time()
 
-            refused = one_sentence(
-                cli("athenactl", "submit", "echo", "--payload", '{"msg": "full"}', home=home)
-            )
+            # A submit that still fits in the WAL's room (written back and reused by the
+            # daemon) is stored; once that room is used up, submits are refused.
+            payload = json.dumps({"msg": "full", "pad": "z" * 50_000})
+            for _ in range(MAX_SUBMITS_INTO_WAL_ROOM):
+                result = cli("athenactl", "submit", "echo", "--payload", payload, home=home)
+                if result.returncode != 0:
+                    break
+            refused = one_sentence(result)
             assert "disk" in refused and "full" in refused, refused
             big = "y" * 20_000  # needs new pages, whatever the last page of the file has
             refused = one_sentence(
@@ -102,8 +110,9 @@ def test_a_full_disk_refuses_new_work_in_one_sentence_and_everything_resumes_onc
             assert "full" in refused, refused
 
             with TaskOrchestrator(db_path=home.db_path, session_dir=home.state_dir) as api:
-                with pytest.raises(DiskFull, match="full"):
-                    api.submit_job("echo", {"msg": "full"})
+                with pytest.raises(DiskFull, match="full"):  # noqa: PT012 - until refused
+                    for _ in range(MAX_SUBMITS_INTO_WAL_ROOM):
+                        api.submit_job("echo", {"msg": "full", "pad": "z" * 50_000})
                 with pytest.raises(WriteFailed, match="full"):
                     api.add_message_to_session(session_id, "user", big)
                 with pytest.raises(CheckpointWriteError, match="full"):
