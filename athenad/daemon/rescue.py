@@ -70,6 +70,14 @@ def is_worker_of(home: Home, pid: int) -> bool:
     return at < len(command) and command[at] == str(home.root)
 
 
+def ran_when_lost(current: str | None, job: dict) -> bool:
+    """Whether a held job was running when its worker was lost, by ``current``, the job
+    the worker said it ran (:func:`current_job_of`): a worker also holds jobs claimed in
+    its batch but never started, which must not count an interruption. Without a word
+    from the worker, every job it held counts."""
+    return current is None or current == job["id"]
+
+
 def rescue_if_abandoned(
     queue: JobStore,
     home: Home,
@@ -105,10 +113,7 @@ def rescue_if_abandoned(
         return ""
     if local and pid is not None:
         kill_child_groups(home, pid)
-        # Of the jobs a worker held, only the one it said it was running counts the
-        # interruption: the others were claimed in its batch but never started.
-        current = current_job_of(home, pid)
-        count_interruption = count_interruption and current in (None, job["id"])
+        count_interruption = count_interruption and ran_when_lost(current_job_of(home, pid), job)
     status = queue.rescue(
         job["id"],
         job["fence"],

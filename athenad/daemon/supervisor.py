@@ -36,7 +36,12 @@ from athenad.daemon.checkpointer import Checkpointer, start_checkpointer
 from athenad.daemon.identity import is_local
 from athenad.daemon.notify import SystemdNotifier
 from athenad.daemon.presence import DaemonPresence, beat_interval
-from athenad.daemon.rescue import TIMEOUT_GRACE_S, lease_lapsed, rescue_if_abandoned
+from athenad.daemon.rescue import (
+    TIMEOUT_GRACE_S,
+    lease_lapsed,
+    ran_when_lost,
+    rescue_if_abandoned,
+)
 from athenad.daemon.respawn import SlotBackoff, crash_reason, is_crash
 from athenad.daemon.retention import RetentionThread, start_retention
 from athenad.daemon.scheduler import SchedulerThread, start_scheduler
@@ -492,7 +497,7 @@ class Supervisor:
         current = current_job_of(self.home, pid)
         for job in self.queue.running_jobs():
             if job["worker_pid"] == pid and is_local(job["worker_id"], self.config.daemon.host):
-                counted = count and (current is None or job["id"] == current)
+                counted = count and ran_when_lost(current, job)
                 status = self.queue.rescue(
                     job["id"], job["fence"], reason=reason, count_interruption=counted
                 )
